@@ -1,0 +1,17 @@
+//! chatgate: a Socket.IO-compatible real-time chat gateway.
+//!
+//! # Layout
+//!
+//! The crate is layered bottom-up; each concern has one home.
+//!
+//! - [`error`]: the one error type and its stable, client-visible codes.
+//! - [`config`]: every setting (CLI flag, env var, optional TOML file), validated once at startup.
+//! - [`auth`]: handshake identity: JWT (HS256/RS256/ES256) or dev-mode `userId`.
+//! - [`protocol`]: event names and payload shapes of the wire contract, the only place they are spelled.
+//! - [`domain`]: engine-agnostic chat logic (channels, membership, presence, rate limits), testable without sockets.
+//! - [`backend`]: the storage traits the domain needs and their implementations (in-memory today).
+//! - [`gateway`]: the Socket.IO handlers that connect clients to the domain, on chatgate's own
+//!   engine (`chatgate-engine`, in `engine/`).
+//! - [`server`]: the HTTP app (engine, health checks) and its run loop with graceful shutdown.
+
+pub mod error;
