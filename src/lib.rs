@@ -15,3 +15,10 @@
 //! - [`server`]: the HTTP app (engine, health checks) and its run loop with graceful shutdown.
 
 pub mod error;
+pub mod auth;
+pub mod config;
+pub mod backend;
+pub mod domain;
+pub mod gateway;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,187 @@
+//! Storage behind the chat domain: presence, membership, channels and rate
+//! limits, each a trait with an in-memory implementation (single node) and,
+//! later, a Redis one (many nodes).
+//!
+//! The traits speak in plain values (user ids, channel ids, timestamps) and
+//! know nothing of sockets. Each method is one logical operation that a
+//! backend must perform atomically (the Redis backend uses one script or one
+//! pipeline per call), so that concurrent events on many nodes cannot leave
+//! state half-updated.
+
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::protocol::{PresenceInfo, PresenceStatus};
+
+/// A failure of a storage backend. Never shown to clients as such: the
+/// gateway maps it to `SERVICE_UNAVAILABLE` or `INTERNAL_ERROR`.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend cannot be reached (network, restart); retrying later may work.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered something unexpected.
+    #[error("backend error: {0}")]
+    Internal(String),
+}
+
+/// Result of a backend call.
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// One live connection as recorded by presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// The connection's id (the Socket.IO socket id), unique cluster-wide.
+    pub connection_id: String,
+    /// The node that holds the connection.
+    pub node_id: String,
+}
+
+/// What registering a connection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    /// Registered. `first` is true when the user had no other connection (went online).
+    Registered {
+        /// The user was offline before this connection.
+        first: bool,
+        /// The user's status after registering.
+        status: PresenceStatus,
+    },
+    /// Refused: the user already holds `max` connections.
+    TooManyConnections,
+}
+
+/// Presence: who is connected, with which status, and since when.
+#[async_trait]
+pub trait PresenceStore: Send + Sync + 'static {
+    /// Registers a connection of `user_id` unless the user already has
+    /// `max_connections` of them (checked and recorded atomically).
+    async fn add_connection(
+        &self,
+        user_id: &str,
+        connection: ConnectionRecord,
+        max_connections: usize,
+        now_ms: u64,
+    ) -> BackendResult<ConnectOutcome>;
+
+    /// Removes a connection. Returns `Some(last_seen)` when it was the user's
+    /// last connection (the user is now offline), `None` otherwise or when the
+    /// connection was not registered (removing twice is harmless).
+    async fn remove_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        now_ms: u64,
+    ) -> BackendResult<Option<u64>>;
+
+    /// Sets the status of an online user. Returns the new presence, or `None`
+    /// when the user has no connection.
+    async fn set_status(
+        &self,
+        user_id: &str,
+        status: PresenceStatus,
+        now_ms: u64,
+    ) -> BackendResult<Option<PresenceInfo>>;
+
+    /// Presence of the given users that are online, in the order given.
+    async fn online_among(&self, user_ids: &[String]) -> BackendResult<Vec<PresenceInfo>>;
+
+    /// Every online user.
+    async fn online_users(&self) -> BackendResult<Vec<PresenceInfo>>;
+}
+
+/// What joining did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// The user became a member.
+    Joined,
+    /// The user was a member already (nothing changed).
+    AlreadyMember,
+    /// Refused: the user is a member of `max_channels` channels already.
+    TooManyChannels,
+}
+
+/// Channel membership (per user, persistent across reconnects) and channel
+/// activity.
+#[async_trait]
+pub trait ChannelStore: Send + Sync + 'static {
+    /// Makes `user_id` a member of `channel_id` unless that would exceed
+    /// `max_channels` memberships (re-joining is always fine). A channel's
+    /// activity starts at its first join.
+    async fn join(
+        &self,
+        user_id: &str,
+        channel_id: &str,
+        max_channels: usize,
+        now_ms: u64,
+    ) -> BackendResult<JoinOutcome>;
+
+    /// Ends a membership. Returns whether the user was a member.
+    async fn leave(&self, user_id: &str, channel_id: &str) -> BackendResult<bool>;
+
+    /// Whether `user_id` is a member of `channel_id`.
+    async fn is_member(&self, user_id: &str, channel_id: &str) -> BackendResult<bool>;
+
+    /// Members of a channel, sorted.
+    async fn members(&self, channel_id: &str) -> BackendResult<Vec<String>>;
+
+    /// Channels `user_id` is a member of, sorted.
+    async fn user_channels(&self, user_id: &str) -> BackendResult<Vec<String>>;
+
+    /// Assigns the next message id and timestamp of `channel_id` and records
+    /// the channel's activity. Ids are unique and increase within a channel.
+    async fn next_message(&self, channel_id: &str, now_ms: u64) -> BackendResult<(u64, u64)>;
+
+    /// For each channel: (last activity ms, member count), in the order given.
+    async fn channel_stats(&self, channel_ids: &[String]) -> BackendResult<Vec<(u64, usize)>>;
+}
+
+/// A rate limit: at most `count` events per `period`, spread evenly (GCRA:
+/// the full `count` may come as a burst, then one per `period / count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateQuota {
+    /// Events allowed per period (also the burst size).
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+/// Per-user, per-event rate limiting.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync + 'static {
+    /// Counts one `event` of `user_id` against `quota`. `Ok(None)`: allowed.
+    /// `Ok(Some(retry_after))`: refused, allowed again after that long.
+    async fn check(
+        &self,
+        user_id: &str,
+        event: &str,
+        quota: RateQuota,
+    ) -> BackendResult<Option<Duration>>;
+}
+
+/// The set of backends one node runs on.
+#[derive(Clone)]
+pub struct Backends {
+    /// Presence of connections and users.
+    pub presence: Arc<dyn PresenceStore>,
+    /// Membership and channel activity.
+    pub channels: Arc<dyn ChannelStore>,
+    /// Rate limits.
+    pub rate_limits: Arc<dyn RateLimitStore>,
+}
+
+impl Backends {
+    /// All in-memory: one node, no outside services.
+    pub fn in_memory() -> Self {
+        let store = Arc::new(memory::MemoryStore::default());
+        Backends {
+            presence: store.clone(),
+            channels: store,
+            rate_limits: Arc::new(memory::MemoryRateLimiter::default()),
+        }
+    }
+}

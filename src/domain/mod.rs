@@ -1,0 +1,450 @@
+//! The chat domain: what each client event means, independent of sockets.
+//!
+//! [`ChatService`] implements the use cases of the wire contract (join, leave,
+//! send, presence, typing, lists) over the [`Backends`] and returns what
+//! happened; the gateway turns that into acks and deliveries. Nothing here
+//! knows the Socket.IO engine, so every rule is unit-testable.
+
+pub mod validate;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::auth::Identity;
+use crate::backend::{
+    BackendError, Backends, ConnectOutcome, ConnectionRecord, JoinOutcome, RateQuota,
+};
+use crate::error::{ErrorCode, GatewayError, GatewayResult};
+use crate::protocol::{
+    ChannelSummary, JoinRequest, LeaveRequest, Message, PresenceInfo, PresenceStatus,
+    SendMessageRequest, TypingEvent, TypingRequest, UsersOnlineRequest,
+};
+
+/// The limits the domain enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Maximum message text length (UTF-16 units, as JavaScript counts).
+    pub max_message_length: usize,
+    /// Maximum live connections per user, cluster-wide.
+    pub max_connections_per_user: usize,
+    /// Maximum channel memberships per user.
+    pub max_channels_per_user: usize,
+    /// Rate limits per client event.
+    pub rate_limits: RatePolicy,
+}
+
+/// Which rate applies to which client event.
+#[derive(Debug, Clone)]
+pub struct RatePolicy {
+    /// Applies to every event without its own entry.
+    pub default: RateQuota,
+    /// Per-event quotas, by event name.
+    pub per_event: HashMap<String, RateQuota>,
+}
+
+impl RatePolicy {
+    /// The quota for `event`.
+    pub fn quota_for(&self, event: &str) -> RateQuota {
+        self.per_event.get(event).copied().unwrap_or(self.default)
+    }
+}
+
+/// A connection accepted by [`ChatService::connect`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connected {
+    /// Channels the user is a member of: the connection subscribes to all.
+    pub channels: Vec<String>,
+    /// Set when this is the user's first connection: the user came online.
+    pub came_online: Option<PresenceInfo>,
+}
+
+/// A successful `channel:join`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joined {
+    /// The channel.
+    pub channel_id: String,
+    /// False when the user was a member already (no `member-joined` then).
+    pub newly_joined: bool,
+    /// All members, sorted.
+    pub members: Vec<String>,
+    /// The members online now, sorted.
+    pub online: Vec<String>,
+}
+
+/// The chat use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct ChatService {
+    backends: Backends,
+    limits: std::sync::Arc<Limits>,
+    node_id: std::sync::Arc<str>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Logs a backend failure and turns it into what the client may see.
+fn backend_failure(err: BackendError) -> GatewayError {
+    match err {
+        BackendError::Unavailable(detail) => {
+            tracing::warn!(%detail, "backend unavailable");
+            GatewayError::service_unavailable()
+        }
+        BackendError::Internal(detail) => {
+            tracing::error!(%detail, "backend error");
+            GatewayError::internal()
+        }
+    }
+}
+
+fn not_in_channel(channel_id: &str) -> GatewayError {
+    GatewayError::new(
+        ErrorCode::NotInChannel,
+        format!("you are not a member of channel '{channel_id}'"),
+    )
+}
+
+impl ChatService {
+    /// A service on `backends`, enforcing `limits`, for the node `node_id`.
+    pub fn new(backends: Backends, limits: Limits, node_id: impl Into<std::sync::Arc<str>>) -> Self {
+        ChatService {
+            backends,
+            limits: std::sync::Arc::new(limits),
+            node_id: node_id.into(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts one `event` of `user_id` against its rate limit.
+    pub async fn check_rate(&self, user_id: &str, event: &str) -> GatewayResult<()> {
+        let quota = self.limits.rate_limits.quota_for(event);
+        match self
+            .backends
+            .rate_limits
+            .check(user_id, event, quota)
+            .await
+            .map_err(backend_failure)?
+        {
+            None => Ok(()),
+            Some(wait) => {
+                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                Err(GatewayError::rate_limited(ms))
+            }
+        }
+    }
+
+    /// Registers a new connection of `user_id` (refused with
+    /// `TOO_MANY_CONNECTIONS` over the cap) and lists the channels it must
+    /// subscribe to.
+    pub async fn connect(&self, user_id: &str, connection_id: &str) -> GatewayResult<Connected> {
+        let now = now_ms();
+        let record = ConnectionRecord {
+            connection_id: connection_id.to_owned(),
+            node_id: self.node_id.to_string(),
+        };
+        let outcome = self
+            .backends
+            .presence
+            .add_connection(
+                user_id,
+                record,
+                self.limits.max_connections_per_user,
+                now,
+            )
+            .await
+            .map_err(backend_failure)?;
+        let first = match outcome {
+            ConnectOutcome::TooManyConnections => {
+                return Err(GatewayError::new(
+                    ErrorCode::TooManyConnections,
+                    format!(
+                        "at most {} connections per user",
+                        self.limits.max_connections_per_user
+                    ),
+                ));
+            }
+            ConnectOutcome::Registered { first, .. } => first,
+        };
+        let channels = match self.backends.channels.user_channels(user_id).await {
+            Ok(channels) => channels,
+            Err(err) => {
+                // Undo the registration: the connection is refused.
+                self.disconnect(user_id, connection_id).await;
+                return Err(backend_failure(err));
+            }
+        };
+        Ok(Connected {
+            channels,
+            came_online: first.then(|| PresenceInfo {
+                user_id: user_id.to_owned(),
+                status: PresenceStatus::Online,
+                last_seen: now,
+            }),
+        })
+    }
+
+    /// Unregisters a connection. Returns the `offline` presence when it was
+    /// the user's last connection. Failures are logged, not returned: the
+    /// connection is gone whatever the backend says.
+    pub async fn disconnect(&self, user_id: &str, connection_id: &str) -> Option<PresenceInfo> {
+        match self
+            .backends
+            .presence
+            .remove_connection(user_id, connection_id, now_ms())
+            .await
+        {
+            Ok(last_seen) => last_seen.map(|last_seen| PresenceInfo {
+                user_id: user_id.to_owned(),
+                status: PresenceStatus::Offline,
+                last_seen,
+            }),
+            Err(err) => {
+                backend_failure(err);
+                None
+            }
+        }
+    }
+
+    /// `channel:join`.
+    pub async fn join(&self, identity: &Identity, request: JoinRequest) -> GatewayResult<Joined> {
+        let channel_id = request.channel_id;
+        validate::channel_id(&channel_id)?;
+        if !identity.may_join(&channel_id) {
+            return Err(GatewayError::forbidden(format!(
+                "your token does not allow joining channel '{channel_id}'"
+            )));
+        }
+        let outcome = self
+            .backends
+            .channels
+            .join(
+                &identity.user_id,
+                &channel_id,
+                self.limits.max_channels_per_user,
+                now_ms(),
+            )
+            .await
+            .map_err(backend_failure)?;
+        let newly_joined = match outcome {
+            JoinOutcome::Joined => true,
+            JoinOutcome::AlreadyMember => false,
+            JoinOutcome::TooManyChannels => {
+                return Err(GatewayError::new(
+                    ErrorCode::TooManyChannels,
+                    format!(
+                        "at most {} channels per user",
+                        self.limits.max_channels_per_user
+                    ),
+                ));
+            }
+        };
+        let members = self
+            .backends
+            .channels
+            .members(&channel_id)
+            .await
+            .map_err(backend_failure)?;
+        let online = self
+            .backends
+            .presence
+            .online_among(&members)
+            .await
+            .map_err(backend_failure)?
+            .into_iter()
+            .map(|p| p.user_id)
+            .collect();
+        Ok(Joined {
+            channel_id,
+            newly_joined,
+            members,
+            online,
+        })
+    }
+
+    /// `channel:leave`: ends the membership, `NOT_IN_CHANNEL` if there was none.
+    pub async fn leave(&self, user_id: &str, request: LeaveRequest) -> GatewayResult<String> {
+        let channel_id = request.channel_id;
+        validate::channel_id(&channel_id)?;
+        let was_member = self
+            .backends
+            .channels
+            .leave(user_id, &channel_id)
+            .await
+            .map_err(backend_failure)?;
+        if was_member {
+            Ok(channel_id)
+        } else {
+            Err(not_in_channel(&channel_id))
+        }
+    }
+
+    /// `message:send`: validates, checks membership, assigns id and time.
+    pub async fn send_message(
+        &self,
+        user_id: &str,
+        request: SendMessageRequest,
+    ) -> GatewayResult<Message> {
+        validate::channel_id(&request.channel_id)?;
+        validate::message_text(&request.text, self.limits.max_message_length)?;
+        if let Some(client_msg_id) = &request.client_msg_id {
+            validate::client_msg_id(client_msg_id)?;
+        }
+        self.require_member(user_id, &request.channel_id).await?;
+        let (id, ts) = self
+            .backends
+            .channels
+            .next_message(&request.channel_id, now_ms())
+            .await
+            .map_err(backend_failure)?;
+        Ok(Message {
+            id,
+            channel_id: request.channel_id,
+            user_id: user_id.to_owned(),
+            text: request.text,
+            ts,
+            client_msg_id: request.client_msg_id,
+        })
+    }
+
+    /// `presence:update`: sets the user's status. Returns the new presence
+    /// and the channels to announce it in.
+    pub async fn set_presence(
+        &self,
+        user_id: &str,
+        status: PresenceStatus,
+    ) -> GatewayResult<(PresenceInfo, Vec<String>)> {
+        if status == PresenceStatus::Offline {
+            return Err(GatewayError::invalid_payload(
+                "status must be online, away or busy",
+            ));
+        }
+        let presence = self
+            .backends
+            .presence
+            .set_status(user_id, status, now_ms())
+            .await
+            .map_err(backend_failure)?
+            .ok_or_else(|| {
+                // The caller is connected, so its presence must exist.
+                tracing::error!(user_id, "presence missing for a connected user");
+                GatewayError::internal()
+            })?;
+        let channels = self.user_channels(user_id).await?;
+        Ok((presence, channels))
+    }
+
+    /// `typing`: needs membership.
+    pub async fn typing(&self, user_id: &str, request: TypingRequest) -> GatewayResult<TypingEvent> {
+        validate::channel_id(&request.channel_id)?;
+        self.require_member(user_id, &request.channel_id).await?;
+        Ok(TypingEvent {
+            channel_id: request.channel_id,
+            user_id: user_id.to_owned(),
+            typing: request.typing,
+        })
+    }
+
+    /// `users:online`: every online user, or the online members of a channel
+    /// the caller is a member of.
+    pub async fn users_online(
+        &self,
+        user_id: &str,
+        request: UsersOnlineRequest,
+    ) -> GatewayResult<Vec<PresenceInfo>> {
+        match request.channel_id {
+            None => self
+                .backends
+                .presence
+                .online_users()
+                .await
+                .map_err(backend_failure),
+            Some(channel_id) => {
+                validate::channel_id(&channel_id)?;
+                self.require_member(user_id, &channel_id).await?;
+                let members = self
+                    .backends
+                    .channels
+                    .members(&channel_id)
+                    .await
+                    .map_err(backend_failure)?;
+                self.backends
+                    .presence
+                    .online_among(&members)
+                    .await
+                    .map_err(backend_failure)
+            }
+        }
+    }
+
+    /// `channel:list`: the user's channels, newest activity first.
+    pub async fn channel_list(&self, user_id: &str) -> GatewayResult<Vec<ChannelSummary>> {
+        let channels = self.user_channels(user_id).await?;
+        let stats = self
+            .backends
+            .channels
+            .channel_stats(&channels)
+            .await
+            .map_err(backend_failure)?;
+        let mut summaries = Vec::with_capacity(channels.len());
+        for (channel_id, (last_activity, member_count)) in channels.into_iter().zip(stats) {
+            let members = self
+                .backends
+                .channels
+                .members(&channel_id)
+                .await
+                .map_err(backend_failure)?;
+            let online = self
+                .backends
+                .presence
+                .online_among(&members)
+                .await
+                .map_err(backend_failure)?
+                .len();
+            summaries.push(ChannelSummary {
+                channel_id,
+                last_activity,
+                members: member_count,
+                online,
+            });
+        }
+        summaries.sort_by(|a, b| {
+            b.last_activity
+                .cmp(&a.last_activity)
+                .then_with(|| a.channel_id.cmp(&b.channel_id))
+        });
+        Ok(summaries)
+    }
+
+    /// Channels `user_id` is a member of.
+    pub async fn user_channels(&self, user_id: &str) -> GatewayResult<Vec<String>> {
+        self.backends
+            .channels
+            .user_channels(user_id)
+            .await
+            .map_err(backend_failure)
+    }
+
+    async fn require_member(&self, user_id: &str, channel_id: &str) -> GatewayResult<()> {
+        let member = self
+            .backends
+            .channels
+            .is_member(user_id, channel_id)
+            .await
+            .map_err(backend_failure)?;
+        if member {
+            Ok(())
+        } else {
+            Err(not_in_channel(channel_id))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

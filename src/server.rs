@@ -1,0 +1,254 @@
+//! The HTTP server: chatgate's engine on `/socket.io/`, health checks, and the
+//! run loop with graceful shutdown.
+//!
+//! [`Server::start`] takes an already bound listener and a shutdown future, so
+//! tests run a real server on `127.0.0.1:0` in-process (the mini-redis way).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use chatgate_engine::{AllowedOrigins, EngineConfig, Io};
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::backend::{Backends, RateQuota};
+use crate::config::{Config, Rate};
+use crate::domain::{ChatService, Limits, RatePolicy};
+use crate::gateway::Gateway;
+
+/// Shared state of the plain HTTP routes.
+#[derive(Clone)]
+struct AppState {
+    /// Cleared when shutdown starts, so load balancers stop sending traffic.
+    accepting: Arc<AtomicBool>,
+}
+
+fn quota(rate: Rate) -> RateQuota {
+    RateQuota {
+        count: rate.count,
+        period: rate.period,
+    }
+}
+
+/// The engine settings that follow from the configuration.
+pub fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        ping_interval: config.ping_interval,
+        ping_timeout: config.ping_timeout,
+        max_payload: config.max_payload_bytes,
+        connect_timeout: config.connect_timeout,
+        max_queued_packets: config.max_queued_packets,
+        polling: !config.websocket_only,
+        allowed_origins: match &config.frontend_origins {
+            Some(origins) => AllowedOrigins::List(origins.clone()),
+            None => AllowedOrigins::Any,
+        },
+        ..EngineConfig::default()
+    }
+}
+
+/// The domain limits that follow from the configuration.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_message_length: config.max_message_length,
+        max_connections_per_user: config.max_connections_per_user,
+        max_channels_per_user: config.max_channels_per_user,
+        rate_limits: RatePolicy {
+            default: quota(config.rate_limits.default),
+            per_event: config
+                .rate_limits
+                .per_event
+                .iter()
+                .map(|(event, rate)| (event.clone(), quota(*rate)))
+                .collect(),
+        },
+    }
+}
+
+/// A random id for this node (process), used in presence records.
+fn new_node_id() -> String {
+    format!("{:016x}", rand_node_bits())
+}
+
+fn rand_node_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS per process: enough for a node id.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// A running chatgate server.
+pub struct Server {
+    io: Io,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Server {
+    /// Builds the app for `config` on `listener` and serves it until
+    /// `shutdown` resolves; then drains (see [`Server::shutdown`]) and returns.
+    pub async fn run(
+        config: Config,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let shutdown_timeout = config.shutdown_timeout;
+        let (server, router) = Self::build(&config, &listener)?;
+        let io = server.io.clone();
+        let accepting = server.state.accepting.clone();
+        let drain = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing connections so clients reconnect elsewhere");
+            accepting.store(false, Ordering::SeqCst);
+            io.shutdown(shutdown_timeout).await;
+        };
+        let listener = listener.tap_io(|tcp| {
+            // Chat packets are small: send them now, not after Nagle's delay.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "TCP_NODELAY not set");
+            }
+        });
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(drain);
+        // Polling requests still open when the drain ends must not hold the exit.
+        match tokio::time::timeout(shutdown_timeout + Duration::from_secs(1), served.into_future()).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("some HTTP connections outlived the shutdown timeout");
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a server on `listener` in a background task; for tests and
+    /// embedding. Returns the handle and the task.
+    pub fn spawn(
+        config: Config,
+        listener: TcpListener,
+    ) -> std::io::Result<(RunningServer, tokio::task::JoinHandle<std::io::Result<()>>)> {
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(Self::run(config, listener, async move {
+            let _ = stop_rx.await;
+        }));
+        Ok((
+            RunningServer {
+                addr,
+                stop: Some(stop_tx),
+            },
+            task,
+        ))
+    }
+
+    fn build(config: &Config, listener: &TcpListener) -> std::io::Result<(Server, Router)> {
+        let addr = listener.local_addr()?;
+        let io = Io::new(engine_config(config));
+        let chat = ChatService::new(Backends::in_memory(), limits(config), new_node_id());
+        let gateway = Gateway::new(chat, Authenticator::new(&config.auth));
+        io.add_namespace("/", gateway);
+        let state = AppState {
+            accepting: Arc::new(AtomicBool::new(true)),
+        };
+        let router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(state.clone())
+            .merge(io.router());
+        Ok((Server { io, addr, state }, router))
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A server started with [`Server::spawn`]; dropping it stops the server.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RunningServer {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the graceful shutdown.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: ready to take connections (backends reachable, not draining).
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.accepting.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
