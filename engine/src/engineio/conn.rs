@@ -1,0 +1,482 @@
+//! One Engine.IO session: outbound queue, heartbeat, close state.
+//!
+//! The connection never owns a transport. Whoever serves it (the WebSocket
+//! task, or polling GET requests plus a small driver task) drains the queue
+//! and watches the state. Producers (emits, broadcasts) only lock the state
+//! briefly, push pre-encoded frames and wake the transport with one
+//! `Notify`: no channel is allocated while a connection is idle.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::error::EmitError;
+use crate::handler::{DisconnectReason, Transport};
+use crate::io::Shared;
+use crate::socketio::client::Inbound;
+use crate::socketio::socket::Socket;
+
+/// One pre-encoded Engine.IO frame. Text frames hold the complete packet
+/// (type character included); cloning shares the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A text packet, e.g. `42["ev",1]`.
+    Text(Utf8Bytes),
+    /// A binary message (attachment).
+    Binary(Bytes),
+}
+
+impl Frame {
+    pub(crate) fn text(s: impl Into<Utf8Bytes>) -> Frame {
+        Frame::Text(s.into())
+    }
+}
+
+/// How a connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseKind {
+    /// The client asked (close packet): a pending poll ends with a noop.
+    Client,
+    /// Flush the queue, then a close packet (polling) or close frame with this code.
+    Graceful(u16),
+    /// Drop everything now.
+    Abort,
+}
+
+/// What a polling GET delivers when it ends.
+pub(crate) enum PollOutcome {
+    /// Queued frames.
+    Frames(VecDeque<Frame>),
+    /// Queued frames then a close packet.
+    Close(VecDeque<Frame>),
+    /// A noop (`6`): upgrade in progress, or the client closed.
+    Noop,
+}
+
+/// What the WebSocket writer does next.
+pub(crate) enum WriteBatch {
+    Frames(VecDeque<Frame>),
+    /// Last frames then a close frame (graceful close).
+    Close(VecDeque<Frame>, u16),
+    /// Stop writing.
+    Stop,
+}
+
+struct State {
+    queue: VecDeque<Frame>,
+    transport: Transport,
+    upgrading: bool,
+    poll_pending: bool,
+    closing: Option<(DisconnectReason, CloseKind)>,
+    /// The close packet reached the client (polling graceful close).
+    close_delivered: bool,
+    awaiting_pong: bool,
+    /// Next ping (or the pong deadline while `awaiting_pong`).
+    next_timer: Instant,
+    connect_deadline: Option<Instant>,
+}
+
+/// An Engine.IO session.
+pub(crate) struct EngineConn {
+    pub(crate) sid: Box<str>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) shared: Arc<Shared>,
+    state: Mutex<State>,
+    /// Wakes the writer (WebSocket task or pending GET): data, close, upgrade.
+    data_notify: Notify,
+    /// Wakes watchers (reader, heartbeat, driver) on close or transport change.
+    state_notify: Notify,
+    /// Serializes inbound processing (WebSocket reader, POSTs) and holds the
+    /// Socket.IO decoder state.
+    pub(crate) inbound: tokio::sync::Mutex<Inbound>,
+    /// Socket.IO sockets multiplexed on this connection (usually one).
+    pub(crate) sockets: Mutex<Vec<Socket>>,
+    finished: AtomicBool,
+}
+
+impl EngineConn {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        sid: Box<str>,
+        transport: Transport,
+        remote_addr: Option<SocketAddr>,
+    ) -> Arc<EngineConn> {
+        let now = Instant::now();
+        let connect_deadline = shared
+            .is_socketio()
+            .then(|| now + shared.config.connect_timeout);
+        Arc::new(EngineConn {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                transport,
+                upgrading: false,
+                poll_pending: false,
+                closing: None,
+                close_delivered: false,
+                awaiting_pong: false,
+                next_timer: now + shared.config.ping_interval,
+                connect_deadline,
+            }),
+            sid,
+            remote_addr,
+            shared,
+            data_notify: Notify::new(),
+            state_notify: Notify::new(),
+            inbound: tokio::sync::Mutex::new(Inbound::default()),
+            sockets: Mutex::new(Vec::new()),
+            finished: AtomicBool::new(false),
+        })
+    }
+
+    /// The handshake packet (`0{...}`).
+    pub(crate) fn open_packet(&self, upgrades: bool) -> String {
+        let c = &self.shared.config;
+        let upgrades = if upgrades && c.websocket {
+            "[\"websocket\"]"
+        } else {
+            "[]"
+        };
+        format!(
+            "0{{\"sid\":\"{}\",\"upgrades\":{},\"pingInterval\":{},\"pingTimeout\":{},\"maxPayload\":{}}}",
+            self.sid,
+            upgrades,
+            c.ping_interval.as_millis(),
+            c.ping_timeout.as_millis(),
+            c.max_payload
+        )
+    }
+
+    pub(crate) fn transport(&self) -> Transport {
+        self.state.lock().transport
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.state.lock().closing.is_some()
+    }
+
+    /// Queues frames atomically (all or none). Hitting the bound closes the
+    /// connection as a slow consumer: never a silent drop while connected.
+    pub(crate) fn push(&self, frames: &[Frame]) -> Result<(), EmitError> {
+        {
+            let mut st = self.state.lock();
+            if st.closing.is_some() {
+                return Err(EmitError::Disconnected);
+            }
+            if st.queue.len() + frames.len() > self.shared.config.max_queued_packets {
+                drop(st);
+                metrics::counter!("chatgate_engine_slow_consumer_disconnects_total").increment(1);
+                tracing::debug!(sid = %self.sid, "outbound queue full: closing slow consumer");
+                self.close(DisconnectReason::SlowConsumer, CloseKind::Abort);
+                return Err(EmitError::QueueFull);
+            }
+            st.queue.extend(frames.iter().cloned());
+        }
+        self.data_notify.notify_one();
+        Ok(())
+    }
+
+    /// Queues a control frame (ping, connect reply) regardless of the bound.
+    pub(crate) fn push_control(&self, frame: Frame) {
+        {
+            let mut st = self.state.lock();
+            if st.closing.is_some() {
+                return;
+            }
+            st.queue.push_back(frame);
+        }
+        self.data_notify.notify_one();
+    }
+
+    /// Starts closing (idempotent; an abort may override a graceful close).
+    pub(crate) fn close(&self, reason: DisconnectReason, kind: CloseKind) {
+        let remove_now;
+        {
+            let mut st = self.state.lock();
+            match st.closing {
+                None => st.closing = Some((reason, kind)),
+                Some((r, CloseKind::Graceful(_))) if kind == CloseKind::Abort => {
+                    st.closing = Some((r, kind))
+                }
+                Some(_) => return,
+            }
+            // A graceful polling close waits for a GET to carry the close packet.
+            remove_now =
+                !(matches!(kind, CloseKind::Graceful(_)) && st.transport == Transport::Polling);
+        }
+        if remove_now {
+            self.shared.unregister(&self.sid);
+        }
+        self.data_notify.notify_one();
+        self.state_notify.notify_waiters();
+    }
+
+    fn closing_kind(&self) -> Option<CloseKind> {
+        self.state.lock().closing.map(|c| c.1)
+    }
+
+    /// Resolves once the connection is closing (or `also` holds for the state).
+    async fn wait_state(&self, cond: impl Fn(&State) -> bool) {
+        loop {
+            let notified = self.state_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if cond(&self.state.lock()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves once the connection is closing.
+    pub(crate) async fn wait_closing(&self) {
+        self.wait_state(|s| s.closing.is_some()).await
+    }
+
+    /// Resolves once the writer must stop at once (abort or client close).
+    pub(crate) async fn wait_abort(&self) {
+        self.wait_state(|s| matches!(s.closing, Some((_, CloseKind::Abort | CloseKind::Client))))
+            .await
+    }
+
+    /// Next thing for the WebSocket writer (waits for it).
+    pub(crate) async fn next_write(&self) -> WriteBatch {
+        loop {
+            {
+                let mut st = self.state.lock();
+                match st.closing {
+                    Some((_, CloseKind::Graceful(code))) => {
+                        return WriteBatch::Close(std::mem::take(&mut st.queue), code);
+                    }
+                    Some(_) => return WriteBatch::Stop,
+                    None if !st.queue.is_empty() => {
+                        return WriteBatch::Frames(std::mem::take(&mut st.queue));
+                    }
+                    None => {}
+                }
+            }
+            // A permit stored by notify_one() makes this race-free.
+            self.data_notify.notified().await;
+        }
+    }
+
+    // ---- heartbeat ----------------------------------------------------------
+
+    /// The client answered a ping.
+    pub(crate) fn on_pong(&self) {
+        let mut st = self.state.lock();
+        if st.awaiting_pong {
+            st.awaiting_pong = false;
+            st.next_timer = Instant::now() + self.shared.config.ping_interval;
+        }
+    }
+
+    /// A namespace was joined: the connect timeout no longer applies.
+    pub(crate) fn clear_connect_deadline(&self) {
+        self.state.lock().connect_deadline = None;
+    }
+
+    /// Applies due timers now (also called inline by polling requests so an
+    /// expired session is refused even if the timer task is late).
+    pub(crate) fn check_timers(&self, now: Instant) {
+        let mut st = self.state.lock();
+        if st.closing.is_some() {
+            return;
+        }
+        if st.connect_deadline.is_some_and(|d| now >= d) {
+            st.connect_deadline = None;
+            if self.sockets.lock().is_empty() {
+                drop(st);
+                self.close(DisconnectReason::ConnectTimeout, CloseKind::Graceful(1000));
+                return;
+            }
+        }
+        if now >= st.next_timer {
+            if st.awaiting_pong {
+                drop(st);
+                self.close(DisconnectReason::PingTimeout, CloseKind::Abort);
+                return;
+            }
+            st.awaiting_pong = true;
+            st.next_timer = now + self.shared.config.ping_timeout;
+            st.queue.push_back(Frame::Text(Utf8Bytes::from_static("2")));
+            drop(st);
+            self.data_notify.notify_one();
+        }
+    }
+
+    /// Runs pings, the ping timeout and the connect timeout until the
+    /// connection closes (or, for the polling driver, leaves polling).
+    pub(crate) async fn heartbeat(&self, polling_driver: bool) {
+        loop {
+            let notified = self.state_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let at = {
+                let st = self.state.lock();
+                if st.closing.is_some() || (polling_driver && st.transport != Transport::Polling) {
+                    return;
+                }
+                st.connect_deadline
+                    .map_or(st.next_timer, |d| d.min(st.next_timer))
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => self.check_timers(Instant::now()),
+                _ = notified => {}
+            }
+        }
+    }
+
+    // ---- polling ------------------------------------------------------------
+
+    /// Registers a GET poll. Err(true): a second concurrent poll (the
+    /// session is closed, as the reference does); Err(false): not polling.
+    pub(crate) fn begin_poll(&self) -> Result<(), bool> {
+        let mut st = self.state.lock();
+        if st.transport != Transport::Polling || st.close_delivered {
+            return Err(false);
+        }
+        if st.poll_pending {
+            drop(st);
+            self.close(DisconnectReason::TransportError, CloseKind::Graceful(1000));
+            return Err(true);
+        }
+        st.poll_pending = true;
+        Ok(())
+    }
+
+    pub(crate) fn end_poll(&self) {
+        self.state.lock().poll_pending = false;
+    }
+
+    /// Waits until a GET poll has something to return.
+    pub(crate) async fn next_poll(&self) -> PollOutcome {
+        loop {
+            {
+                let mut st = self.state.lock();
+                match st.closing {
+                    Some((_, CloseKind::Graceful(_))) => {
+                        st.close_delivered = true;
+                        let q = std::mem::take(&mut st.queue);
+                        drop(st);
+                        self.shared.unregister(&self.sid);
+                        self.state_notify.notify_waiters();
+                        return PollOutcome::Close(q);
+                    }
+                    Some((_, CloseKind::Client)) => return PollOutcome::Noop,
+                    Some((_, CloseKind::Abort)) => return PollOutcome::Close(VecDeque::new()),
+                    None => {}
+                }
+                if st.transport != Transport::Polling {
+                    return PollOutcome::Noop;
+                }
+                if !st.queue.is_empty() {
+                    return PollOutcome::Frames(std::mem::take(&mut st.queue));
+                }
+                if st.upgrading {
+                    return PollOutcome::Noop;
+                }
+            }
+            self.data_notify.notified().await;
+        }
+    }
+
+    /// Polling driver task: heartbeat until closed or upgraded; after a
+    /// graceful close, give a GET some time to carry the close packet.
+    pub(crate) async fn run_polling_driver(self: Arc<Self>) {
+        self.heartbeat(true).await;
+        if self.transport() != Transport::Polling && !self.is_closing() {
+            return; // upgraded: the WebSocket task owns the connection now
+        }
+        if let Some(CloseKind::Graceful(_)) = self.closing_kind() {
+            let grace = self
+                .shared
+                .config
+                .ping_timeout
+                .min(std::time::Duration::from_secs(10));
+            let _ = tokio::time::timeout(
+                grace,
+                self.wait_state(|s| {
+                    s.close_delivered || matches!(s.closing, Some((_, CloseKind::Abort)))
+                }),
+            )
+            .await;
+        }
+        self.finish().await;
+    }
+
+    // ---- upgrade -------------------------------------------------------------
+
+    /// `2probe` received on the new WebSocket: end the pending poll with a noop.
+    /// Returns false if the connection cannot upgrade.
+    pub(crate) fn begin_upgrade(&self) -> bool {
+        let mut st = self.state.lock();
+        if st.closing.is_some() || st.transport != Transport::Polling {
+            return false;
+        }
+        st.upgrading = true;
+        drop(st);
+        self.data_notify.notify_one();
+        true
+    }
+
+    pub(crate) fn abort_upgrade(&self) {
+        self.state.lock().upgrading = false;
+    }
+
+    /// `5` received: the WebSocket becomes the transport.
+    pub(crate) fn complete_upgrade(&self) -> bool {
+        let mut st = self.state.lock();
+        if st.closing.is_some() || !st.upgrading {
+            return false;
+        }
+        st.upgrading = false;
+        st.transport = Transport::WebSocket;
+        drop(st);
+        self.data_notify.notify_one();
+        self.state_notify.notify_waiters();
+        true
+    }
+
+    /// Whether an upgrade may start on this connection.
+    pub(crate) fn can_upgrade(&self) -> bool {
+        let st = self.state.lock();
+        st.closing.is_none() && st.transport == Transport::Polling && !st.upgrading
+    }
+
+    // ---- end -------------------------------------------------------------------
+
+    /// Final cleanup, exactly once: unregister, metrics, upper-layer close
+    /// (Socket.IO on_disconnect for every socket, or the raw handler).
+    pub(crate) async fn finish(self: &Arc<Self>) {
+        let reason = {
+            let mut st = self.state.lock();
+            let reason = match st.closing {
+                Some((r, _)) => r,
+                None => {
+                    st.closing = Some((DisconnectReason::TransportClose, CloseKind::Abort));
+                    DisconnectReason::TransportClose
+                }
+            };
+            st.queue = VecDeque::new();
+            reason
+        };
+        self.state_notify.notify_waiters();
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.shared.unregister(&self.sid);
+        // Wait for in-flight inbound processing (a POST in on_connect) so no
+        // socket is added after we collected them.
+        let _inbound = self.inbound.lock().await;
+        metrics::counter!("chatgate_engine_connections_closed_total", "reason" => reason.as_str())
+            .increment(1);
+        self.shared.on_conn_closed(self, reason).await;
+    }
+}

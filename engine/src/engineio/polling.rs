@@ -1,0 +1,171 @@
+//! HTTP long-polling: handshake, GET (long poll), POST (client packets).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::StatusCode;
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::conn::{CloseKind, EngineConn, Frame, PollOutcome};
+use super::payload::{SEPARATOR, decode_payload};
+use crate::handler::{DisconnectReason, Transport};
+use crate::io::{Shared, random_id};
+use crate::router::{EioError, text_response};
+
+const TEXT: &str = "text/plain; charset=UTF-8";
+
+/// `GET ?EIO=4&transport=polling`: a new session; the body is the open packet.
+pub(crate) fn handshake(shared: &Arc<Shared>, remote: Option<SocketAddr>) -> Response {
+    if shared.shutting_down.load(Ordering::Acquire) {
+        return text_response(StatusCode::SERVICE_UNAVAILABLE, TEXT, "shutting down");
+    }
+    let conn = EngineConn::new(
+        shared.clone(),
+        random_id().into(),
+        Transport::Polling,
+        remote,
+    );
+    shared.register(&conn);
+    let open = conn.open_packet(true);
+    tokio::spawn(conn.run_polling_driver());
+    text_response(StatusCode::OK, TEXT, open)
+}
+
+// The error is the HTTP answer the handler returns as is (cold path).
+#[allow(clippy::result_large_err)]
+fn lookup(shared: &Shared, sid: &str) -> Result<Arc<EngineConn>, Response> {
+    let conn = shared
+        .get(sid)
+        .ok_or_else(|| EioError::UnknownSid.response())?;
+    // An expired session is refused even if its timer task is late.
+    conn.check_timers(Instant::now());
+    if conn.is_closing() && !matches!(conn.transport(), Transport::Polling) {
+        return Err(EioError::UnknownSid.response());
+    }
+    Ok(conn)
+}
+
+/// Clears the pending-poll flag however the GET ends (including client abort).
+struct PollGuard<'a>(&'a EngineConn);
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0.end_poll();
+    }
+}
+
+/// Long poll: waits for queued packets and returns them as one payload.
+pub(crate) async fn get(shared: &Arc<Shared>, sid: &str) -> Response {
+    let conn = match lookup(shared, sid) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if conn.is_closing() && shared.get(sid).is_none() {
+        return EioError::UnknownSid.response();
+    }
+    match conn.begin_poll() {
+        Ok(()) => {}
+        Err(_) => return EioError::BadRequest.response(),
+    }
+    let _guard = PollGuard(&conn);
+    let body = match conn.next_poll().await {
+        PollOutcome::Frames(frames) => encode(frames.iter(), false),
+        PollOutcome::Close(frames) => encode(frames.iter(), true),
+        PollOutcome::Noop => "6".to_owned(),
+    };
+    metrics::counter!("chatgate_engine_packets_sent_total").increment(1);
+    text_response(StatusCode::OK, TEXT, body)
+}
+
+fn encode<'a>(frames: impl Iterator<Item = &'a Frame>, close: bool) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for f in frames {
+        if !out.is_empty() {
+            out.push(SEPARATOR);
+        }
+        match f {
+            Frame::Text(t) => out.push_str(t.as_str()),
+            Frame::Binary(b) => {
+                out.push('b');
+                base64::engine::general_purpose::STANDARD.encode_string(b, &mut out);
+            }
+        }
+    }
+    if close {
+        if !out.is_empty() {
+            out.push(SEPARATOR);
+        }
+        out.push('1');
+    }
+    out
+}
+
+/// Client packets. Over `max_payload` -> 413 and close; malformed -> 400 and close.
+pub(crate) async fn post(shared: &Arc<Shared>, sid: &str, body: Body) -> Response {
+    let conn = match lookup(shared, sid) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if conn.transport() != Transport::Polling || conn.is_closing() {
+        return EioError::BadRequest.response();
+    }
+    let limited = http_body_util::Limited::new(body, shared.config.max_payload);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                conn.close(DisconnectReason::TransportError, CloseKind::Abort);
+                return text_response(StatusCode::PAYLOAD_TOO_LARGE, TEXT, "payload too large");
+            }
+            conn.close(DisconnectReason::TransportError, CloseKind::Abort);
+            return EioError::BadRequest.response();
+        }
+    };
+    let packets = match std::str::from_utf8(&bytes).ok().map(decode_payload) {
+        Some(Ok(p)) => p,
+        _ => {
+            conn.close(DisconnectReason::TransportError, CloseKind::Abort);
+            return EioError::BadRequest.response();
+        }
+    };
+    let mut inbound = conn.inbound.lock().await;
+    if conn.is_closing() {
+        return EioError::BadRequest.response();
+    }
+    for p in packets {
+        if !super::websocket::on_packet(&conn, &mut inbound, p).await {
+            break;
+        }
+    }
+    drop(inbound);
+    text_response(StatusCode::OK, "text/html", "ok")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engineio::packet::Packet;
+    use bytes::Bytes;
+
+    #[test]
+    fn encodes_batches_with_base64_binary() {
+        let frames = [
+            Frame::text("4hello"),
+            Frame::Binary(Bytes::from_static(&[1, 2, 3, 4])),
+        ];
+        assert_eq!(encode(frames.iter(), false), "4hello\x1ebAQIDBA==");
+        assert_eq!(encode(frames.iter(), true), "4hello\x1ebAQIDBA==\x1e1");
+        assert_eq!(encode([].iter(), true), "1");
+    }
+
+    #[test]
+    fn payload_packets_match() {
+        assert_eq!(Packet::decode_text("1", true), Ok(Packet::Close));
+    }
+}

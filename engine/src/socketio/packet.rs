@@ -1,0 +1,316 @@
+//! Socket.IO v5 packets (the `socket.io-parser` text format).
+//!
+//! `<type>[<attachments>-][<nsp>,][<ack id>][<json>]`, e.g.
+//! `2/chat,12["msg",1]` or `51-["up",{"_placeholder":true,"num":0}]`.
+//! Binary attachments travel as separate Engine.IO binary messages.
+
+use serde_json::Value;
+
+use crate::error::DecodeError;
+
+/// Upper bound on declared attachments, so a hostile header cannot make
+/// us wait for (and buffer) an unbounded number of binary frames.
+const MAX_ATTACHMENTS: usize = 1000;
+
+/// Socket.IO packet type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketType {
+    /// `0`
+    Connect,
+    /// `1`
+    Disconnect,
+    /// `2`
+    Event,
+    /// `3`
+    Ack,
+    /// `4`
+    ConnectError,
+    /// `5`
+    BinaryEvent,
+    /// `6`
+    BinaryAck,
+}
+
+impl PacketType {
+    fn from_char(c: u8) -> Option<PacketType> {
+        Some(match c {
+            b'0' => PacketType::Connect,
+            b'1' => PacketType::Disconnect,
+            b'2' => PacketType::Event,
+            b'3' => PacketType::Ack,
+            b'4' => PacketType::ConnectError,
+            b'5' => PacketType::BinaryEvent,
+            b'6' => PacketType::BinaryAck,
+            _ => return None,
+        })
+    }
+
+    /// The type digit.
+    pub fn as_char(self) -> char {
+        match self {
+            PacketType::Connect => '0',
+            PacketType::Disconnect => '1',
+            PacketType::Event => '2',
+            PacketType::Ack => '3',
+            PacketType::ConnectError => '4',
+            PacketType::BinaryEvent => '5',
+            PacketType::BinaryAck => '6',
+        }
+    }
+
+    /// BINARY_EVENT or BINARY_ACK.
+    pub fn is_binary(self) -> bool {
+        matches!(self, PacketType::BinaryEvent | PacketType::BinaryAck)
+    }
+}
+
+/// A decoded Socket.IO packet (attachments not included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    /// Packet type.
+    pub kind: PacketType,
+    /// Namespace, `"/"` by default.
+    pub nsp: String,
+    /// Ack id.
+    pub id: Option<u64>,
+    /// JSON payload.
+    pub data: Option<Value>,
+    /// Number of binary attachments that follow (binary types only).
+    pub attachments: usize,
+}
+
+/// Writes the header (`type`, attachments, namespace, ack id) of a packet.
+pub fn write_header(
+    out: &mut String,
+    kind: PacketType,
+    nsp: &str,
+    attachments: usize,
+    id: Option<u64>,
+) {
+    use std::fmt::Write as _;
+    out.push(kind.as_char());
+    if kind.is_binary() {
+        let _ = write!(out, "{attachments}-");
+    }
+    if nsp != "/" {
+        out.push_str(nsp);
+        out.push(',');
+    }
+    if let Some(id) = id {
+        let _ = write!(out, "{id}");
+    }
+}
+
+impl Packet {
+    /// Encodes the packet text (without the Engine.IO `4` prefix).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        write_header(&mut out, self.kind, &self.nsp, self.attachments, self.id);
+        if let Some(data) = &self.data {
+            out.push_str(&data.to_string());
+        }
+        out
+    }
+
+    /// Decodes and validates a packet, as `socket.io-parser` does.
+    pub fn decode(s: &str) -> Result<Packet, DecodeError> {
+        let b = s.as_bytes();
+        let kind = b
+            .first()
+            .and_then(|c| PacketType::from_char(*c))
+            .ok_or(DecodeError("unknown packet type"))?;
+        let mut i = 1;
+        let mut attachments = 0;
+        if kind.is_binary() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start || b.get(i) != Some(&b'-') {
+                return Err(DecodeError("bad attachment count"));
+            }
+            attachments = s[start..i]
+                .parse()
+                .map_err(|_| DecodeError("bad attachment count"))?;
+            if attachments > MAX_ATTACHMENTS {
+                return Err(DecodeError("too many attachments"));
+            }
+            i += 1;
+        }
+        let mut nsp = "/".to_owned();
+        if b.get(i) == Some(&b'/') {
+            let start = i;
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+            nsp = s[start..i].to_owned();
+            if i < b.len() {
+                i += 1; // the comma
+            }
+        }
+        let mut id = None;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i > start {
+            id = Some(s[start..i].parse().map_err(|_| DecodeError("bad ack id"))?);
+        }
+        let data = if i < b.len() {
+            Some(
+                serde_json::from_str::<Value>(&s[i..])
+                    .map_err(|_| DecodeError("invalid payload"))?,
+            )
+        } else {
+            None
+        };
+        let valid = match kind {
+            PacketType::Connect => matches!(data, None | Some(Value::Object(_))),
+            PacketType::Disconnect => data.is_none(),
+            PacketType::ConnectError => matches!(data, Some(Value::String(_) | Value::Object(_))),
+            PacketType::Event | PacketType::BinaryEvent => match &data {
+                Some(Value::Array(a)) => {
+                    matches!(a.first(), Some(Value::String(_) | Value::Number(_)))
+                }
+                _ => false,
+            },
+            PacketType::Ack | PacketType::BinaryAck => matches!(data, Some(Value::Array(_))),
+        };
+        if !valid {
+            return Err(DecodeError("invalid payload"));
+        }
+        Ok(Packet {
+            kind,
+            nsp,
+            id,
+            data,
+            attachments,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(
+        kind: PacketType,
+        nsp: &str,
+        id: Option<u64>,
+        data: Option<Value>,
+        attachments: usize,
+    ) -> Packet {
+        Packet {
+            kind,
+            nsp: nsp.into(),
+            id,
+            data,
+            attachments,
+        }
+    }
+
+    #[test]
+    fn decodes_reference_examples() {
+        assert_eq!(
+            Packet::decode("0"),
+            Ok(p(PacketType::Connect, "/", None, None, 0))
+        );
+        assert_eq!(
+            Packet::decode("0/admin,{\"token\":\"1\"}"),
+            Ok(p(
+                PacketType::Connect,
+                "/admin",
+                None,
+                Some(json!({"token":"1"})),
+                0
+            ))
+        );
+        assert_eq!(
+            Packet::decode("0/custom"),
+            Ok(p(PacketType::Connect, "/custom", None, None, 0))
+        );
+        assert_eq!(
+            Packet::decode("1/custom,"),
+            Ok(p(PacketType::Disconnect, "/custom", None, None, 0))
+        );
+        assert_eq!(
+            Packet::decode("2456[\"m\",1]"),
+            Ok(p(
+                PacketType::Event,
+                "/",
+                Some(456),
+                Some(json!(["m", 1])),
+                0
+            ))
+        );
+        assert_eq!(
+            Packet::decode("3/a,7[]"),
+            Ok(p(PacketType::Ack, "/a", Some(7), Some(json!([])), 0))
+        );
+        assert_eq!(
+            Packet::decode("52-789[\"m\",{\"_placeholder\":true,\"num\":0}]"),
+            Ok(p(
+                PacketType::BinaryEvent,
+                "/",
+                Some(789),
+                Some(json!(["m", {"_placeholder": true, "num": 0}])),
+                2
+            ))
+        );
+        assert_eq!(
+            Packet::decode("61-/a,1[]"),
+            Ok(p(PacketType::BinaryAck, "/a", Some(1), Some(json!([])), 1))
+        );
+    }
+
+    #[test]
+    fn rejects_invalid() {
+        for bad in [
+            "",
+            "abc",
+            "7",
+            "2{}",
+            "2abc[\"m\"]",
+            "2[]",
+            "2[{}]",
+            "1{}",
+            "0[1]",
+            "5[\"m\"]",
+            "5x-[\"m\"]",
+            "3{}",
+            "4",
+            "299999999999999999999[\"m\"]",
+            "51001-[\"m\"]",
+        ] {
+            assert!(Packet::decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encodes_like_the_reference() {
+        assert_eq!(
+            p(PacketType::Connect, "/", None, Some(json!({"sid":"x"})), 0).encode(),
+            "0{\"sid\":\"x\"}"
+        );
+        assert_eq!(
+            p(
+                PacketType::ConnectError,
+                "/random",
+                None,
+                Some(json!({"message":"Invalid namespace"})),
+                0
+            )
+            .encode(),
+            "4/random,{\"message\":\"Invalid namespace\"}"
+        );
+        assert_eq!(
+            p(PacketType::Disconnect, "/c", None, None, 0).encode(),
+            "1/c,"
+        );
+        assert_eq!(
+            p(PacketType::BinaryAck, "/", Some(789), Some(json!([])), 2).encode(),
+            "62-789[]"
+        );
+    }
+}
