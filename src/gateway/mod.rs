@@ -85,7 +85,13 @@ impl Gateway {
                         channel_id: joined.channel_id.clone(),
                         user_id: user_id.to_owned(),
                     };
-                    emit_logged(namespace.to(joined.channel_id.as_str()).emit(events::CHANNEL_MEMBER_JOINED, &member));
+                    // The joining connection has its ack; everyone else hears it.
+                    emit_logged(
+                        namespace
+                            .to(joined.channel_id.as_str())
+                            .except_socket(socket.id())
+                            .emit(events::CHANNEL_MEMBER_JOINED, &member),
+                    );
                 }
                 Ok(Some(json!({
                     "channelId": joined.channel_id,
@@ -99,11 +105,13 @@ impl Gateway {
                     channel_id: channel_id.clone(),
                     user_id: user_id.to_owned(),
                 };
-                // Announce before unsubscribing, so the user's other tabs hear it too.
+                // Announce before unsubscribing, so the user's other tabs hear
+                // it too; the leaving connection has its ack.
                 emit_logged(
                     namespace
                         .to(channel_id.as_str())
                         .to(user_room(user_id))
+                        .except_socket(socket.id())
                         .emit(events::CHANNEL_MEMBER_LEFT, &member),
                 );
                 namespace.to(user_room(user_id)).sockets_leave(channel_id.as_str());
