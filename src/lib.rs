@@ -14,11 +14,11 @@
 //!   engine (`chatgate-engine`, in `engine/`).
 //! - [`server`]: the HTTP app (engine, health checks) and its run loop with graceful shutdown.
 
-pub mod error;
 pub mod auth;
-pub mod config;
 pub mod backend;
+pub mod config;
 pub mod domain;
+pub mod error;
 pub mod gateway;
 pub mod protocol;
 pub mod server;

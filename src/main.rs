@@ -36,9 +36,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let local = listener.local_addr().map_or_else(|_| config.bind.to_string(), |a| a.to_string());
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| config.bind.to_string(), |a| a.to_string());
     tracing::info!(bind = %local, url = %config.socket_url, "chatgate listening");
-    println!("chatgate listening on http://{local} (public URL {})", config.socket_url);
+    println!(
+        "chatgate listening on http://{local} (public URL {})",
+        config.socket_url
+    );
     match Server::run(config, listener, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -291,7 +291,9 @@ mod tests {
     #[test]
     fn join_accepts_string_and_object() {
         assert_eq!(
-            JoinRequest::parse(&json!("general")).map(|r| r.channel_id).ok(),
+            JoinRequest::parse(&json!("general"))
+                .map(|r| r.channel_id)
+                .ok(),
             Some("general".to_owned())
         );
         let with_since = JoinRequest::parse(&json!({"channelId": "a", "since": 5}));
@@ -316,8 +318,10 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(ok.client_msg_id.as_deref(), Some("c1"));
-        let wrong_type =
-            parse_request::<SendMessageRequest>("message:send", &json!({"channelId": "a", "text": 5}));
+        let wrong_type = parse_request::<SendMessageRequest>(
+            "message:send",
+            &json!({"channelId": "a", "text": 5}),
+        );
         assert_eq!(
             wrong_type.err().map(|e| e.code),
             Some(ErrorCode::InvalidPayload)

@@ -128,7 +128,12 @@ impl Server {
         )
         .with_graceful_shutdown(drain);
         // Polling requests still open when the drain ends must not hold the exit.
-        match tokio::time::timeout(shutdown_timeout + Duration::from_secs(1), served.into_future()).await {
+        match tokio::time::timeout(
+            shutdown_timeout + Duration::from_secs(1),
+            served.into_future(),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!("some HTTP connections outlived the shutdown timeout");

@@ -132,7 +132,8 @@ impl PresenceStore for MemoryStore {
             return Ok(None);
         };
         let before = user.connections.len();
-        user.connections.retain(|c| c.connection_id != connection_id);
+        user.connections
+            .retain(|c| c.connection_id != connection_id);
         if user.connections.len() == before {
             return Ok(None);
         }
@@ -267,7 +268,10 @@ impl ChannelStore for MemoryStore {
         let mut state = self.state.lock();
         let id = next_message_id(state.last_message_id, now_ms);
         state.last_message_id = id;
-        let activity = state.activity.entry(channel_id.to_owned()).or_insert(now_ms);
+        let activity = state
+            .activity
+            .entry(channel_id.to_owned())
+            .or_insert(now_ms);
         *activity = (*activity).max(now_ms);
         Ok((id, now_ms))
     }
@@ -411,7 +415,12 @@ mod tests {
         // One interval later exactly one more event fits: no double burst.
         clock.advance(Duration::from_secs(1));
         assert_eq!(limiter.check("alice", "message:send", quota).await?, None);
-        assert!(limiter.check("alice", "message:send", quota).await?.is_some());
+        assert!(
+            limiter
+                .check("alice", "message:send", quota)
+                .await?
+                .is_some()
+        );
         // After a whole period the full burst is back.
         clock.advance(Duration::from_secs(60));
         for _ in 0..60 {
@@ -454,8 +463,14 @@ mod tests {
         let store = MemoryStore::default();
         assert_eq!(store.join("u", "a", 2, 1).await?, JoinOutcome::Joined);
         assert_eq!(store.join("u", "b", 2, 1).await?, JoinOutcome::Joined);
-        assert_eq!(store.join("u", "c", 2, 1).await?, JoinOutcome::TooManyChannels);
-        assert_eq!(store.join("u", "a", 2, 1).await?, JoinOutcome::AlreadyMember);
+        assert_eq!(
+            store.join("u", "c", 2, 1).await?,
+            JoinOutcome::TooManyChannels
+        );
+        assert_eq!(
+            store.join("u", "a", 2, 1).await?,
+            JoinOutcome::AlreadyMember
+        );
         assert!(store.leave("u", "a").await?);
         assert!(!store.leave("u", "a").await?);
         assert_eq!(store.user_channels("u").await?, vec!["b".to_owned()]);

@@ -109,7 +109,11 @@ fn not_in_channel(channel_id: &str) -> GatewayError {
 
 impl ChatService {
     /// A service on `backends`, enforcing `limits`, for the node `node_id`.
-    pub fn new(backends: Backends, limits: Limits, node_id: impl Into<std::sync::Arc<str>>) -> Self {
+    pub fn new(
+        backends: Backends,
+        limits: Limits,
+        node_id: impl Into<std::sync::Arc<str>>,
+    ) -> Self {
         ChatService {
             backends,
             limits: std::sync::Arc::new(limits),
@@ -152,12 +156,7 @@ impl ChatService {
         let outcome = self
             .backends
             .presence
-            .add_connection(
-                user_id,
-                record,
-                self.limits.max_connections_per_user,
-                now,
-            )
+            .add_connection(user_id, record, self.limits.max_connections_per_user, now)
             .await
             .map_err(backend_failure)?;
         let first = match outcome {
@@ -341,7 +340,11 @@ impl ChatService {
     }
 
     /// `typing`: needs membership.
-    pub async fn typing(&self, user_id: &str, request: TypingRequest) -> GatewayResult<TypingEvent> {
+    pub async fn typing(
+        &self,
+        user_id: &str,
+        request: TypingRequest,
+    ) -> GatewayResult<TypingEvent> {
         validate::channel_id(&request.channel_id)?;
         self.require_member(user_id, &request.channel_id).await?;
         Ok(TypingEvent {

@@ -62,24 +62,46 @@ impl Gateway {
             socket.join(channel.as_str());
         }
         socket.set_data(Session { identity });
-        tracing::info!(user_id, sid = socket.id(), channels = connected.channels.len(), "connected");
+        tracing::info!(
+            user_id,
+            sid = socket.id(),
+            channels = connected.channels.len(),
+            "connected"
+        );
         if let Some(presence) = connected.came_online {
-            announce_presence(&socket.namespace(), &connected.channels, &presence, Some(socket.id()));
+            announce_presence(
+                &socket.namespace(),
+                &connected.channels,
+                &presence,
+                Some(socket.id()),
+            );
         }
         Ok(())
     }
 
     /// Runs one client event; `Ok` carries the fields of the success ack.
-    async fn dispatch(&self, socket: &Socket, identity: &Identity, event: &Event) -> GatewayResult<Option<Value>> {
+    async fn dispatch(
+        &self,
+        socket: &Socket,
+        identity: &Identity,
+        event: &Event,
+    ) -> GatewayResult<Option<Value>> {
         let user_id = identity.user_id.as_str();
-        self.chat.check_rate(user_id, event_label(&event.name)).await?;
+        self.chat
+            .check_rate(user_id, event_label(&event.name))
+            .await?;
         let payload = event.args.first().unwrap_or(&Value::Null);
         let namespace = socket.namespace();
         match event.name.as_str() {
             events::CHANNEL_JOIN => {
-                let joined = self.chat.join(identity, JoinRequest::parse(payload)?).await?;
+                let joined = self
+                    .chat
+                    .join(identity, JoinRequest::parse(payload)?)
+                    .await?;
                 // Subscribe every tab of the user, also on re-join (repairs drift).
-                namespace.to(user_room(user_id)).sockets_join(joined.channel_id.as_str());
+                namespace
+                    .to(user_room(user_id))
+                    .sockets_join(joined.channel_id.as_str());
                 if joined.newly_joined {
                     let member = MemberEvent {
                         channel_id: joined.channel_id.clone(),
@@ -100,7 +122,10 @@ impl Gateway {
                 })))
             }
             events::CHANNEL_LEAVE => {
-                let channel_id = self.chat.leave(user_id, LeaveRequest::parse(payload)?).await?;
+                let channel_id = self
+                    .chat
+                    .leave(user_id, LeaveRequest::parse(payload)?)
+                    .await?;
                 let member = MemberEvent {
                     channel_id: channel_id.clone(),
                     user_id: user_id.to_owned(),
@@ -114,7 +139,9 @@ impl Gateway {
                         .except_socket(socket.id())
                         .emit(events::CHANNEL_MEMBER_LEFT, &member),
                 );
-                namespace.to(user_room(user_id)).sockets_leave(channel_id.as_str());
+                namespace
+                    .to(user_room(user_id))
+                    .sockets_leave(channel_id.as_str());
                 Ok(Some(json!({ "channelId": channel_id })))
             }
             events::MESSAGE_SEND => {
@@ -134,7 +161,8 @@ impl Gateway {
                 })))
             }
             events::PRESENCE_UPDATE => {
-                let request: PresenceUpdateRequest = parse_request(events::PRESENCE_UPDATE, payload)?;
+                let request: PresenceUpdateRequest =
+                    parse_request(events::PRESENCE_UPDATE, payload)?;
                 let (presence, channels) = self.chat.set_presence(user_id, request.status).await?;
                 announce_presence(&namespace, &channels, &presence, None);
                 Ok(None)
@@ -151,21 +179,32 @@ impl Gateway {
                 Ok(None)
             }
             events::USERS_ONLINE => {
-                let users = self.chat.users_online(user_id, UsersOnlineRequest::parse(payload)?).await?;
+                let users = self
+                    .chat
+                    .users_online(user_id, UsersOnlineRequest::parse(payload)?)
+                    .await?;
                 Ok(Some(json!({ "users": users })))
             }
             events::CHANNEL_LIST => {
                 let channels = self.chat.channel_list(user_id).await?;
                 Ok(Some(json!({ "channels": channels })))
             }
-            other => Err(GatewayError::invalid_payload(format!("unknown event '{}'", truncate(other, 64)))),
+            other => Err(GatewayError::invalid_payload(format!(
+                "unknown event '{}'",
+                truncate(other, 64)
+            ))),
         }
     }
 }
 
 /// Sends `presence` to every channel in `channels` (each socket once),
 /// optionally leaving out one socket.
-fn announce_presence(namespace: &Namespace, channels: &[String], presence: &PresenceInfo, except: Option<&str>) {
+fn announce_presence(
+    namespace: &Namespace,
+    channels: &[String],
+    presence: &PresenceInfo,
+    except: Option<&str>,
+) {
     let Some((first, rest)) = channels.split_first() else {
         return;
     };
@@ -198,7 +237,9 @@ fn emit_logged<E: std::fmt::Display>(result: Result<(), E>) {
 }
 
 fn truncate(text: &str, max_chars: usize) -> &str {
-    text.char_indices().nth(max_chars).map_or(text, |(at, _)| &text[..at])
+    text.char_indices()
+        .nth(max_chars)
+        .map_or(text, |(at, _)| &text[..at])
 }
 
 /// The success ack: `{ "status": "ok", ...fields }`.
@@ -219,11 +260,16 @@ fn reply<T: Serialize>(socket: &Socket, event: Event, outcome: &T, is_failure: b
 }
 
 impl NamespaceHandler for Gateway {
-    fn on_connect<'a>(&'a self, socket: &'a Socket, auth: &'a Value) -> BoxFuture<'a, Result<(), ConnectError>> {
+    fn on_connect<'a>(
+        &'a self,
+        socket: &'a Socket,
+        auth: &'a Value,
+    ) -> BoxFuture<'a, Result<(), ConnectError>> {
         Box::pin(async move {
             self.connect(socket, auth).await.map_err(|err| {
                 tracing::info!(code = %err.code, sid = socket.id(), "handshake refused");
-                metrics::counter!("chatgate_handshakes_refused_total", "code" => err.code.as_str()).increment(1);
+                metrics::counter!("chatgate_handshakes_refused_total", "code" => err.code.as_str())
+                    .increment(1);
                 ConnectError {
                     message: err.code.as_str().to_owned(),
                     data: Some(json!({ "code": err.code.as_str(), "message": err.message })),
@@ -259,17 +305,28 @@ impl NamespaceHandler for Gateway {
         })
     }
 
-    fn on_disconnect<'a>(&'a self, socket: &'a Socket, reason: DisconnectReason) -> BoxFuture<'a, ()> {
+    fn on_disconnect<'a>(
+        &'a self,
+        socket: &'a Socket,
+        reason: DisconnectReason,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let Some(session) = socket.data::<Session>() else {
                 return;
             };
             let user_id = session.identity.user_id.as_str();
-            tracing::info!(user_id, sid = socket.id(), reason = reason.as_str(), "disconnected");
+            tracing::info!(
+                user_id,
+                sid = socket.id(),
+                reason = reason.as_str(),
+                "disconnected"
+            );
             if let Some(offline) = self.chat.disconnect(user_id, socket.id()).await {
                 // Membership outlives connections: announce, do not leave.
                 match self.chat.user_channels(user_id).await {
-                    Ok(channels) => announce_presence(&socket.namespace(), &channels, &offline, None),
+                    Ok(channels) => {
+                        announce_presence(&socket.namespace(), &channels, &offline, None)
+                    }
                     Err(err) => tracing::warn!(user_id, %err, "offline presence not announced"),
                 }
             }
