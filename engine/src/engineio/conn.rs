@@ -361,6 +361,13 @@ impl EngineConn {
             {
                 let mut st = self.state.lock();
                 match st.closing {
+                    Some((_, CloseKind::Graceful(_))) if !st.queue.is_empty() => {
+                        // Last packets first, the close packet in the next GET:
+                        // socket.io-client handles a close packet at once but
+                        // packets decoded with it a tick later, so a batched
+                        // `41` + `1` would be reported as "transport close".
+                        return PollOutcome::Frames(std::mem::take(&mut st.queue));
+                    }
                     Some((_, CloseKind::Graceful(_))) => {
                         st.close_delivered = true;
                         let q = std::mem::take(&mut st.queue);
