@@ -367,3 +367,48 @@ async fn disconnect_with_transport_close_sends_disconnect_before_closing() {
     }
     assert_eq!(payloads, vec!["41", "1"], "one payload per GET");
 }
+
+/// A client that gives up on a pending long poll (aborted request, closed TCP
+/// connection) is gone: the session closes at once instead of lingering until
+/// the ping timeout, so presence does not show a dead client as online.
+#[tokio::test]
+async fn aborted_long_poll_closes_the_session() {
+    let (_io, server) = start(EngineConfig {
+        // Long enough that only the abort can end the session within the test.
+        ping_interval: Duration::from_secs(60),
+        ping_timeout: Duration::from_secs(60),
+        ..EngineConfig::default()
+    })
+    .await;
+    let sid = polling_handshake(&server).await;
+    let path = engine_path("polling", &format!("sid={sid}"));
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stream = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr());
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        // Dropping the stream closes the connection with the poll pending.
+    }
+    // The session is gone: a later poll is refused (the GET would otherwise
+    // hang for a whole minute waiting for data).
+    let deadline = tokio::time::Instant::now() + support::default_timeout();
+    loop {
+        let answer = tokio::time::timeout(
+            Duration::from_millis(500),
+            http_get(server.addr(), &path, &[]),
+        )
+        .await;
+        match answer {
+            Ok(response) if response.status == 400 => break,
+            // Still alive: either this GET found data or it is the pending
+            // one the server has not noticed the abort of yet. Try again.
+            _ if tokio::time::Instant::now() < deadline => continue,
+            other => panic!("session survived the aborted poll: {:?}", other.map(|r| r.status)),
+        }
+    }
+}

@@ -49,11 +49,21 @@ fn lookup(shared: &Shared, sid: &str) -> Result<Arc<EngineConn>, Response> {
     Ok(conn)
 }
 
-/// Clears the pending-poll flag however the GET ends (including client abort).
-struct PollGuard<'a>(&'a EngineConn);
+/// Clears the pending-poll flag however the GET ends. A GET dropped before
+/// it answered means the client went away mid-poll (aborted request, closed
+/// TCP connection): the session is closed, as the reference server does, so
+/// its user is not kept online by a dead client until the ping timeout.
+struct PollGuard<'a> {
+    conn: &'a EngineConn,
+    answered: bool,
+}
 impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
-        self.0.end_poll();
+        self.conn.end_poll();
+        if !self.answered {
+            self.conn
+                .close(DisconnectReason::TransportClose, CloseKind::Abort);
+        }
     }
 }
 
@@ -70,12 +80,16 @@ pub(crate) async fn get(shared: &Arc<Shared>, sid: &str) -> Response {
         Ok(()) => {}
         Err(_) => return EioError::BadRequest.response(),
     }
-    let _guard = PollGuard(&conn);
+    let mut guard = PollGuard {
+        conn: &conn,
+        answered: false,
+    };
     let body = match conn.next_poll().await {
         PollOutcome::Frames(frames) => encode(frames.iter(), false),
         PollOutcome::Close(frames) => encode(frames.iter(), true),
         PollOutcome::Noop => "6".to_owned(),
     };
+    guard.answered = true;
     metrics::counter!("chatgate_engine_packets_sent_total").increment(1);
     text_response(StatusCode::OK, TEXT, body)
 }
