@@ -20,8 +20,8 @@ use governor::{Quota, RateLimiter};
 use parking_lot::Mutex;
 
 use super::{
-    BackendError, BackendResult, ChannelStore, ConnectOutcome, ConnectionRecord, JoinOutcome,
-    PresenceStore, RateLimitStore, RateQuota,
+    BackendError, BackendHealth, BackendResult, ChannelOverview, ChannelStore, ConnectOutcome,
+    ConnectionRecord, JoinOutcome, PresenceStore, RateLimitStore, RateQuota,
 };
 use crate::protocol::{PresenceInfo, PresenceStatus};
 
@@ -288,7 +288,35 @@ impl ChannelStore for MemoryStore {
             })
             .collect())
     }
+
+    async fn channel_overview(
+        &self,
+        channel_ids: &[String],
+    ) -> BackendResult<Vec<ChannelOverview>> {
+        let state = self.state.lock();
+        Ok(channel_ids
+            .iter()
+            .map(|id| ChannelOverview {
+                last_activity: state.activity.get(id).copied().unwrap_or(0),
+                members: state
+                    .members
+                    .get(id)
+                    .map(|members| members.iter().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
 }
+
+/// Memory is always there.
+impl BackendHealth for MemoryStore {
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// One keyed limiter per (event, quota).
+type Limiters<C> = Mutex<HashMap<(String, RateQuota), Arc<KeyedLimiter<C>>>>;
 
 type KeyedLimiter<C> =
     RateLimiter<String, DashMapStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
@@ -300,7 +328,7 @@ type KeyedLimiter<C> =
 /// (`governor::clock::FakeRelativeClock`) instead of sleeping.
 pub struct MemoryRateLimiter<C: Clock = DefaultClock> {
     clock: C,
-    limiters: Mutex<HashMap<(String, RateQuota), Arc<KeyedLimiter<C>>>>,
+    limiters: Limiters<C>,
     /// Counts checks, to sweep idle keys every so often.
     checks: AtomicU64,
 }

@@ -1,6 +1,6 @@
 //! Storage behind the chat domain: presence, membership, channels and rate
-//! limits, each a trait with an in-memory implementation (single node) and,
-//! later, a Redis one (many nodes).
+//! limits, each a trait with an in-memory implementation (single node,
+//! [`memory`]) and a Redis one (many nodes, [`redis`]).
 //!
 //! The traits speak in plain values (user ids, channel ids, timestamps) and
 //! know nothing of sockets. Each method is one logical operation that a
@@ -9,6 +9,7 @@
 //! state half-updated.
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +139,21 @@ pub trait ChannelStore: Send + Sync + 'static {
 
     /// For each channel: (last activity ms, member count), in the order given.
     async fn channel_stats(&self, channel_ids: &[String]) -> BackendResult<Vec<(u64, usize)>>;
+
+    /// For each channel, in the order given: its last activity (ms, 0 when
+    /// unknown) and its members, sorted. One batch for all channels (no
+    /// round trip per channel), for `channel:list`.
+    async fn channel_overview(&self, channel_ids: &[String])
+    -> BackendResult<Vec<ChannelOverview>>;
+}
+
+/// A channel's activity and members, as [`ChannelStore::channel_overview`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelOverview {
+    /// Last activity (ms since the epoch); 0 when the channel is unknown.
+    pub last_activity: u64,
+    /// The members, sorted.
+    pub members: Vec<String>,
 }
 
 /// A rate limit: at most `count` events per `period`, spread evenly (GCRA:
@@ -163,6 +179,13 @@ pub trait RateLimitStore: Send + Sync + 'static {
     ) -> BackendResult<Option<Duration>>;
 }
 
+/// Whether the backends can serve now, for `/readyz`.
+pub trait BackendHealth: Send + Sync + 'static {
+    /// True while the backends are reachable. Cheap: reads a flag that a
+    /// background check keeps current.
+    fn is_ready(&self) -> bool;
+}
+
 /// The set of backends one node runs on.
 #[derive(Clone)]
 pub struct Backends {
@@ -172,6 +195,8 @@ pub struct Backends {
     pub channels: Arc<dyn ChannelStore>,
     /// Rate limits.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Reachability, for `/readyz`.
+    pub health: Arc<dyn BackendHealth>,
 }
 
 impl Backends {
@@ -180,8 +205,28 @@ impl Backends {
         let store = Arc::new(memory::MemoryStore::default());
         Backends {
             presence: store.clone(),
-            channels: store,
+            channels: store.clone(),
             rate_limits: Arc::new(memory::MemoryRateLimiter::default()),
+            health: store,
         }
+    }
+
+    /// All on the Redis of `settings`, for node `node_id`, with the default
+    /// [`redis::RedisOptions`]. Returns at once: Redis is reached (and
+    /// re-reached after trouble) in the background, and `is_ready` says when
+    /// it is. Fails only on settings that cannot work. Needs a Tokio runtime.
+    pub fn redis(
+        settings: &crate::config::RedisSettings,
+        node_id: &str,
+    ) -> Result<Self, redis::RedisSetupError> {
+        Ok(
+            redis::RedisBackend::connect(settings, redis::RedisOptions::new(node_id))?
+                .into_backends(),
+        )
+    }
+
+    /// Whether the backends can serve now.
+    pub fn is_ready(&self) -> bool {
+        self.health.is_ready()
     }
 }

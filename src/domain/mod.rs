@@ -5,6 +5,7 @@
 //! happened; the gateway turns that into acks and deliveries. Nothing here
 //! knows the Socket.IO engine, so every rule is unit-testable.
 
+pub mod admin;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -387,36 +388,47 @@ impl ChatService {
     }
 
     /// `channel:list`: the user's channels, newest activity first.
+    ///
+    /// A fixed number of backend round trips whatever the number of channels:
+    /// the user's channels, then every channel's activity and members in one
+    /// batch, then the presence of all those members in one batch.
     pub async fn channel_list(&self, user_id: &str) -> GatewayResult<Vec<ChannelSummary>> {
         let channels = self.user_channels(user_id).await?;
-        let stats = self
+        let overview = self
             .backends
             .channels
-            .channel_stats(&channels)
+            .channel_overview(&channels)
             .await
             .map_err(backend_failure)?;
-        let mut summaries = Vec::with_capacity(channels.len());
-        for (channel_id, (last_activity, member_count)) in channels.into_iter().zip(stats) {
-            let members = self
-                .backends
-                .channels
-                .members(&channel_id)
-                .await
-                .map_err(backend_failure)?;
-            let online = self
-                .backends
-                .presence
-                .online_among(&members)
-                .await
-                .map_err(backend_failure)?
-                .len();
-            summaries.push(ChannelSummary {
+        let mut everyone: Vec<String> = overview
+            .iter()
+            .flat_map(|channel| channel.members.iter().cloned())
+            .collect();
+        everyone.sort_unstable();
+        everyone.dedup();
+        let online: std::collections::HashSet<String> = self
+            .backends
+            .presence
+            .online_among(&everyone)
+            .await
+            .map_err(backend_failure)?
+            .into_iter()
+            .map(|p| p.user_id)
+            .collect();
+        let mut summaries: Vec<ChannelSummary> = channels
+            .into_iter()
+            .zip(overview)
+            .map(|(channel_id, channel)| ChannelSummary {
                 channel_id,
-                last_activity,
-                members: member_count,
-                online,
-            });
-        }
+                last_activity: channel.last_activity,
+                members: channel.members.len(),
+                online: channel
+                    .members
+                    .iter()
+                    .filter(|member| online.contains(*member))
+                    .count(),
+            })
+            .collect();
         summaries.sort_by(|a, b| {
             b.last_activity
                 .cmp(&a.last_activity)

@@ -1,0 +1,308 @@
+//! Redis backends: presence, membership, channel activity, message ids and
+//! rate limits shared by every chatgate node that points at the same Redis.
+//!
+//! # Layout
+//!
+//! - [`keys`]: every key name, with the hash tags that keep each script in
+//!   one Redis Cluster slot.
+//! - `conn`: the connection (single server or cluster), error mapping,
+//!   batching of independent commands.
+//! - `scripts`: the Lua scripts (`*.lua` next to this file, embedded at build
+//!   time), run with `EVALSHA` and loaded on a miss.
+//! - `presence`, `channels`, `ratelimit`: the trait implementations.
+//! - `health`: the heartbeat task behind `/readyz`, and the re-registration
+//!   of this node's live connections after Redis comes back.
+//!
+//! `docs/redis.md` describes the key layout, the scripts, the round trips per
+//! event and the failure behaviour.
+
+mod channels;
+mod conn;
+mod health;
+pub mod keys;
+mod presence;
+mod ratelimit;
+mod scripts;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+pub use conn::RedisSetupError;
+use keys::Keys;
+
+use super::{BackendHealth, BackendResult, Backends, ConnectionRecord};
+use crate::config::RedisSettings;
+use crate::protocol::PresenceStatus;
+
+/// How the Redis backend behaves; the defaults suit production.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// This node's id: names its heartbeat key and goes into its presence
+    /// records.
+    pub node_id: String,
+    /// A PEM bundle of CA certificates to trust for `rediss://` instead of the
+    /// system's roots (a private CA). `None`: the system's roots.
+    pub root_ca_pem: Option<Vec<u8>>,
+    /// How often the health task checks Redis (and so how soon a recovered
+    /// Redis is noticed). Default 1 s.
+    pub health_interval: Duration,
+    /// How long a node may miss its heartbeats before other nodes consider
+    /// it dead and sweep its connections (their users go offline). Default
+    /// 15 s; keep it well above `health_interval`.
+    pub node_timeout: Duration,
+    /// How long one connection attempt may take. Default 1 s.
+    pub connect_timeout: Duration,
+    /// How long Redis may take to answer one request. Default 2 s.
+    pub response_timeout: Duration,
+    /// When Redis cannot be reached, let events pass the rate limiter (fail
+    /// open) instead of refusing them with `SERVICE_UNAVAILABLE` (fail closed,
+    /// the default).
+    pub rate_limit_fail_open: bool,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("node_id", &self.node_id)
+            .field("root_ca_pem", &self.root_ca_pem.as_ref().map(|_| "set"))
+            .field("health_interval", &self.health_interval)
+            .field("node_timeout", &self.node_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("rate_limit_fail_open", &self.rate_limit_fail_open)
+            .finish()
+    }
+}
+
+impl RedisOptions {
+    /// The defaults, for node `node_id`.
+    pub fn new(node_id: impl Into<String>) -> Self {
+        RedisOptions {
+            node_id: node_id.into(),
+            root_ca_pem: None,
+            health_interval: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(2),
+            rate_limit_fail_open: false,
+        }
+    }
+
+    /// Trusts the CA certificates in `pem` for TLS.
+    pub fn with_root_ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.root_ca_pem = Some(pem);
+        self
+    }
+
+    /// Sets how often Redis is checked.
+    pub fn with_health_interval(mut self, interval: Duration) -> Self {
+        self.health_interval = interval;
+        self
+    }
+
+    /// Sets how long missed heartbeats make this node count as dead.
+    pub fn with_node_timeout(mut self, timeout: Duration) -> Self {
+        self.node_timeout = timeout;
+        self
+    }
+
+    /// Sets whether rate limiting lets events pass while Redis is unreachable.
+    pub fn with_rate_limit_fail_open(mut self, fail_open: bool) -> Self {
+        self.rate_limit_fail_open = fail_open;
+        self
+    }
+}
+
+/// Redis health as last seen by the health task.
+const STATE_UNKNOWN: u8 = 0;
+const STATE_UP: u8 = 1;
+const STATE_DOWN: u8 = 2;
+
+/// One live connection this node registered, kept to re-register it after
+/// Redis comes back (a restart without persistence loses every key).
+#[derive(Debug, Clone)]
+struct LiveConnection {
+    /// Whose connection it is.
+    user_id: String,
+    /// The node recorded with it.
+    node_id: String,
+}
+
+/// The presence this node has put into Redis, as it should be there now.
+#[derive(Debug, Default)]
+struct LiveRegistry {
+    /// connection id -> owner, for every connection registered and not yet removed.
+    connections: HashMap<String, LiveConnection>,
+    /// user id -> (connections of that user here, last status set through this node).
+    users: HashMap<String, (usize, PresenceStatus)>,
+    /// Removals Redis missed while it was unreachable.
+    pending_removals: Vec<PendingRemoval>,
+}
+
+/// A connection removal to replay once Redis is reachable again.
+#[derive(Debug, Clone)]
+struct PendingRemoval {
+    /// Whose connection it was.
+    user_id: String,
+    /// The connection.
+    connection_id: String,
+    /// The node it was recorded with.
+    node_id: String,
+}
+
+impl LiveRegistry {
+    fn add(&mut self, user_id: &str, record: &ConnectionRecord, status: PresenceStatus) {
+        if self
+            .connections
+            .insert(
+                record.connection_id.clone(),
+                LiveConnection {
+                    user_id: user_id.to_owned(),
+                    node_id: record.node_id.clone(),
+                },
+            )
+            .is_none()
+        {
+            let entry = self.users.entry(user_id.to_owned()).or_insert((0, status));
+            entry.0 += 1;
+            entry.1 = status;
+        }
+    }
+
+    /// Forgets a connection; returns the node it was recorded with.
+    fn remove(&mut self, connection_id: &str) -> Option<String> {
+        let live = self.connections.remove(connection_id)?;
+        if let Some(entry) = self.users.get_mut(&live.user_id) {
+            entry.0 = entry.0.saturating_sub(1);
+            if entry.0 == 0 {
+                self.users.remove(&live.user_id);
+            }
+        }
+        Some(live.node_id)
+    }
+}
+
+/// State shared by the backend handles and the health task.
+struct Inner {
+    /// Key names.
+    keys: Keys,
+    /// Options.
+    options: RedisOptions,
+    /// The connection.
+    connector: conn::Connector,
+    /// `STATE_*`: Redis health as last checked.
+    state: AtomicU8,
+    /// Wakes the health task early (a request saw Redis fail).
+    wake: Arc<tokio::sync::Notify>,
+    /// What this node registered, for re-registration.
+    live: parking_lot::Mutex<LiveRegistry>,
+}
+
+impl Inner {
+    /// The connection, or `Unavailable` at once while the health task knows
+    /// Redis is down (so requests fail fast instead of each waiting for a
+    /// timeout; the health task notices the recovery).
+    fn link(&self) -> BackendResult<conn::Link> {
+        if self.state.load(Ordering::SeqCst) == STATE_DOWN {
+            return Err(super::BackendError::Unavailable(
+                "redis is unreachable".into(),
+            ));
+        }
+        self.connector.link()
+    }
+
+    /// Passes `result` through, waking the health task when it says Redis
+    /// is unreachable and the task does not know yet.
+    fn observe<T>(&self, result: BackendResult<T>) -> BackendResult<T> {
+        if let Err(super::BackendError::Unavailable(_)) = &result
+            && self.state.load(Ordering::SeqCst) != STATE_DOWN
+        {
+            self.wake.notify_one();
+        }
+        result
+    }
+}
+
+/// All Redis backends of one node; cheap to clone. Dropping the last clone
+/// stops its health task.
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("node_id", &self.inner.options.node_id)
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// Prepares the backend for `settings` and starts its health task, which
+    /// connects (and keeps reconnecting, with backoff) in the background.
+    /// Fails only when the settings cannot work; an unreachable Redis is not
+    /// an error here, the backend just is not ready yet. Must be called
+    /// within a Tokio runtime.
+    pub fn connect(
+        settings: &RedisSettings,
+        options: RedisOptions,
+    ) -> Result<RedisBackend, RedisSetupError> {
+        let connector = conn::Connector::new(
+            settings,
+            options.root_ca_pem.as_deref(),
+            conn::Timeouts {
+                connect: options.connect_timeout,
+                response: options.response_timeout,
+            },
+        )?;
+        let inner = Arc::new(Inner {
+            keys: Keys::new(&settings.key_prefix),
+            options,
+            connector,
+            state: AtomicU8::new(STATE_UNKNOWN),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            live: parking_lot::Mutex::new(LiveRegistry::default()),
+        });
+        tokio::spawn(health::run(Arc::downgrade(&inner)));
+        tracing::info!(redis = %settings.redacted_url(), cluster = settings.cluster, "using Redis backends");
+        Ok(RedisBackend { inner })
+    }
+
+    /// The three backends of [`Backends`], all on this Redis.
+    pub fn into_backends(self) -> Backends {
+        let backend = Arc::new(self);
+        Backends {
+            presence: backend.clone(),
+            channels: backend.clone(),
+            rate_limits: backend.clone(),
+            health: backend,
+        }
+    }
+
+    /// Whether Redis answered the last health check.
+    pub fn is_ready(&self) -> bool {
+        self.inner.state.load(Ordering::SeqCst) == STATE_UP
+    }
+
+    /// Requests sent to Redis by this node so far (a pipeline counts once);
+    /// the tests use it to measure round trips per event.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.connector.requests()
+    }
+
+    /// How many connections this node holds registered (and would
+    /// re-register after a Redis restart).
+    pub fn live_connections(&self) -> usize {
+        self.inner.live.lock().connections.len()
+    }
+}
+
+impl BackendHealth for RedisBackend {
+    fn is_ready(&self) -> bool {
+        RedisBackend::is_ready(self)
+    }
+}

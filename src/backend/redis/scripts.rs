@@ -1,0 +1,93 @@
+//! The Lua scripts, one `.lua` file each (next to this file), embedded at
+//! build time. [`redis::Script`] runs them with `EVALSHA` and loads them on a
+//! `NOSCRIPT` miss (after a Redis restart, or on a new cluster node), so a
+//! call normally costs one round trip.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use super::conn::{Link, backend_error};
+use crate::backend::BackendResult;
+
+macro_rules! script {
+    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+        $(#[$doc])*
+        pub(super) static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(include_str!($file)));
+    };
+}
+
+script!(
+    /// Registers a connection under the per-user cap (user slot).
+    ADD_CONNECTION,
+    "add_connection.lua"
+);
+script!(
+    /// Removes a connection; says whether it was the last (user slot).
+    REMOVE_CONNECTION,
+    "remove_connection.lua"
+);
+script!(
+    /// Sets the status of an online user (user slot).
+    SET_STATUS,
+    "set_status.lua"
+);
+script!(
+    /// The user's half of a join, under the membership cap (user slot).
+    JOIN_USER,
+    "join_user.lua"
+);
+script!(
+    /// The channel's half of a join (channel slot).
+    CHANNEL_ADD_MEMBER,
+    "channel_add_member.lua"
+);
+script!(
+    /// The channel's half of a leave (channel slot).
+    CHANNEL_REMOVE_MEMBER,
+    "channel_remove_member.lua"
+);
+script!(
+    /// Moves a channel's last activity forward (channel slot).
+    TOUCH_CHANNEL,
+    "touch_channel.lua"
+);
+script!(
+    /// Hands out the next message id (its own key).
+    NEXT_MESSAGE_ID,
+    "next_message_id.lua"
+);
+script!(
+    /// GCRA rate limiting for one user and event (user slot).
+    RATE_LIMIT,
+    "rate_limit.lua"
+);
+
+/// Every script, for loading them all up front.
+fn all() -> [&'static Script; 9] {
+    [
+        &ADD_CONNECTION,
+        &REMOVE_CONNECTION,
+        &SET_STATUS,
+        &JOIN_USER,
+        &CHANNEL_ADD_MEMBER,
+        &CHANNEL_REMOVE_MEMBER,
+        &TOUCH_CHANNEL,
+        &NEXT_MESSAGE_ID,
+        &RATE_LIMIT,
+    ]
+}
+
+/// Loads every script (`SCRIPT LOAD`), so that the first call of each costs
+/// one round trip, not three. Run whenever Redis is (re)reached: a restarted
+/// Redis has forgotten them.
+pub(super) async fn load_all(link: &Link) -> BackendResult<()> {
+    for script in all() {
+        script
+            .load_async(&mut link.clone())
+            .await
+            .map_err(backend_error)?;
+    }
+    Ok(())
+}

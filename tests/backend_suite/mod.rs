@@ -1,0 +1,478 @@
+//! One behaviour suite for the backend traits, run against every backend
+//! (`tests/redis_backend.rs` runs each case on the in-memory backend and on
+//! a real `redis-server`), so both are proven to behave the same.
+//!
+//! Every case takes a fresh [`Backends`] (on Redis: its own server and key
+//! prefix) and panics on a difference from the contract. No case sleeps for
+//! a fixed time; the one refill check waits for the `retry_after` the
+//! limiter itself reported.
+
+#![allow(dead_code)]
+
+pub(crate) mod redis_proc;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chatgate::backend::{
+    Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, JoinOutcome, RateQuota,
+};
+use chatgate::domain::now_ms;
+use chatgate::protocol::PresenceStatus;
+
+/// A connection record of `node`.
+pub(crate) fn record(connection_id: &str, node: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        connection_id: connection_id.to_owned(),
+        node_id: node.to_owned(),
+    }
+}
+
+fn names(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn user_ids(presence: &[chatgate::protocol::PresenceInfo]) -> Vec<String> {
+    presence.iter().map(|p| p.user_id.clone()).collect()
+}
+
+/// A user with several connections is online until the last one ends.
+pub(crate) async fn presence_is_per_connection(b: Backends) {
+    let p = &b.presence;
+    let t = now_ms();
+    let first = p
+        .add_connection("alice", record("a1", "n1"), 3, t)
+        .await
+        .expect("add a1");
+    assert_eq!(
+        first,
+        ConnectOutcome::Registered {
+            first: true,
+            status: PresenceStatus::Online
+        }
+    );
+    // A second tab on another node.
+    let second = p
+        .add_connection("alice", record("a2", "n2"), 3, t + 1)
+        .await
+        .expect("add a2");
+    assert_eq!(
+        second,
+        ConnectOutcome::Registered {
+            first: false,
+            status: PresenceStatus::Online
+        }
+    );
+    // Registering the same connection again changes nothing.
+    let again = p
+        .add_connection("alice", record("a2", "n2"), 3, t + 2)
+        .await
+        .expect("add a2 again");
+    assert!(matches!(
+        again,
+        ConnectOutcome::Registered { first: false, .. }
+    ));
+    assert_eq!(
+        p.remove_connection("alice", "a1", t + 3)
+            .await
+            .expect("rm a1"),
+        None
+    );
+    assert_eq!(
+        user_ids(&p.online_users().await.expect("online")),
+        names(&["alice"])
+    );
+    assert_eq!(
+        p.remove_connection("alice", "a2", t + 4)
+            .await
+            .expect("rm a2"),
+        Some(t + 4)
+    );
+    // Removing twice, or an unknown connection, is harmless.
+    assert_eq!(
+        p.remove_connection("alice", "a2", t + 5)
+            .await
+            .expect("rm a2 again"),
+        None
+    );
+    assert_eq!(
+        p.remove_connection("nobody", "x", t + 5)
+            .await
+            .expect("rm unknown"),
+        None
+    );
+    assert!(p.online_users().await.expect("online").is_empty());
+}
+
+/// The per-user connection cap.
+pub(crate) async fn connection_cap(b: Backends) {
+    let p = &b.presence;
+    let t = now_ms();
+    for id in ["c1", "c2"] {
+        let outcome = p
+            .add_connection("bob", record(id, "n"), 2, t)
+            .await
+            .expect("add");
+        assert!(matches!(outcome, ConnectOutcome::Registered { .. }));
+    }
+    assert_eq!(
+        p.add_connection("bob", record("c3", "n"), 2, t)
+            .await
+            .expect("add c3"),
+        ConnectOutcome::TooManyConnections
+    );
+    // A refused connection left nothing behind: freeing one slot admits one.
+    p.remove_connection("bob", "c1", t).await.expect("rm");
+    assert!(matches!(
+        p.add_connection("bob", record("c3", "n"), 2, t)
+            .await
+            .expect("add c3"),
+        ConnectOutcome::Registered { first: false, .. }
+    ));
+    // A cap of zero admits no one.
+    assert_eq!(
+        p.add_connection("carol", record("x", "n"), 0, t)
+            .await
+            .expect("add"),
+        ConnectOutcome::TooManyConnections
+    );
+    assert_eq!(
+        user_ids(&p.online_users().await.expect("online")),
+        names(&["bob"])
+    );
+}
+
+/// The cap holds when many connections arrive at once.
+pub(crate) async fn connection_cap_is_atomic(b: Backends) {
+    let t = now_ms();
+    let attempts = (0..24).map(|i| {
+        let presence = b.presence.clone();
+        async move {
+            presence
+                .add_connection("dave", record(&format!("d{i}"), "n"), 5, t)
+                .await
+                .expect("add")
+        }
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let registered = outcomes
+        .iter()
+        .filter(|o| matches!(o, ConnectOutcome::Registered { .. }))
+        .count();
+    let first = outcomes
+        .iter()
+        .filter(|o| matches!(o, ConnectOutcome::Registered { first: true, .. }))
+        .count();
+    assert_eq!(registered, 5, "exactly the cap is admitted: {outcomes:?}");
+    assert_eq!(first, 1, "exactly one connection brings the user online");
+}
+
+/// Status, lists of online users, and what a reconnect keeps.
+pub(crate) async fn status_and_online_lists(b: Backends) {
+    let p = &b.presence;
+    let t = now_ms();
+    assert_eq!(
+        p.set_status("zoe", PresenceStatus::Away, t)
+            .await
+            .expect("status"),
+        None,
+        "an offline user has no status to set"
+    );
+    for user in ["zoe", "amy", "bo{b}", "%7D"] {
+        p.add_connection(user, record(&format!("{user}-1"), "n"), 5, t)
+            .await
+            .expect("add");
+    }
+    let away = p
+        .set_status("zoe", PresenceStatus::Away, t + 10)
+        .await
+        .expect("status")
+        .expect("zoe is online");
+    assert_eq!(away.status, PresenceStatus::Away);
+    assert_eq!(away.last_seen, t + 10);
+    // A second connection keeps the status.
+    let second = p
+        .add_connection("zoe", record("zoe-2", "n"), 5, t + 11)
+        .await
+        .expect("add");
+    assert_eq!(
+        second,
+        ConnectOutcome::Registered {
+            first: false,
+            status: PresenceStatus::Away
+        }
+    );
+    let all = p.online_users().await.expect("online");
+    assert_eq!(
+        user_ids(&all),
+        names(&["%7D", "amy", "bo{b}", "zoe"]),
+        "sorted"
+    );
+    let zoe = all.iter().find(|u| u.user_id == "zoe").expect("zoe listed");
+    assert_eq!(zoe.status, PresenceStatus::Away);
+    assert!(zoe.last_seen >= t + 10);
+    // online_among keeps the order asked for and drops offline users.
+    let among = p
+        .online_among(&names(&["nobody", "zoe", "amy", "ghost"]))
+        .await
+        .expect("among");
+    assert_eq!(user_ids(&among), names(&["zoe", "amy"]));
+    assert!(p.online_among(&[]).await.expect("empty").is_empty());
+    // Offline, the status is forgotten: the next connection starts online.
+    p.remove_connection("zoe", "zoe-1", t + 20)
+        .await
+        .expect("rm");
+    p.remove_connection("zoe", "zoe-2", t + 21)
+        .await
+        .expect("rm");
+    let back = p
+        .add_connection("zoe", record("zoe-3", "n"), 5, t + 30)
+        .await
+        .expect("add");
+    assert_eq!(
+        back,
+        ConnectOutcome::Registered {
+            first: true,
+            status: PresenceStatus::Online
+        }
+    );
+}
+
+/// Joining, the per-user channel cap, re-joining and leaving.
+pub(crate) async fn membership(b: Backends) {
+    let c = &b.channels;
+    let t = now_ms();
+    assert_eq!(
+        c.join("u", "b", 2, t).await.expect("join"),
+        JoinOutcome::Joined
+    );
+    assert_eq!(
+        c.join("u", "a", 2, t).await.expect("join"),
+        JoinOutcome::Joined
+    );
+    assert_eq!(
+        c.join("u", "c", 2, t).await.expect("join"),
+        JoinOutcome::TooManyChannels
+    );
+    // Re-joining is fine at the cap.
+    assert_eq!(
+        c.join("u", "a", 2, t).await.expect("join"),
+        JoinOutcome::AlreadyMember
+    );
+    assert_eq!(
+        c.join("w", "a", 2, t).await.expect("join"),
+        JoinOutcome::Joined
+    );
+    assert_eq!(
+        c.user_channels("u").await.expect("channels"),
+        names(&["a", "b"])
+    );
+    assert_eq!(c.members("a").await.expect("members"), names(&["u", "w"]));
+    assert!(c.is_member("u", "a").await.expect("is_member"));
+    assert!(!c.is_member("u", "c").await.expect("is_member"));
+    assert!(c.members("c").await.expect("members").is_empty());
+    assert!(c.leave("u", "a").await.expect("leave"));
+    assert!(!c.leave("u", "a").await.expect("leave twice"));
+    assert!(!c.leave("u", "never").await.expect("leave unknown"));
+    assert_eq!(c.user_channels("u").await.expect("channels"), names(&["b"]));
+    assert_eq!(c.members("a").await.expect("members"), names(&["w"]));
+    // After leaving, the cap has room again.
+    assert_eq!(
+        c.join("u", "c", 2, t).await.expect("join"),
+        JoinOutcome::Joined
+    );
+    assert!(
+        c.user_channels("nobody")
+            .await
+            .expect("channels")
+            .is_empty()
+    );
+}
+
+/// The channel cap holds when many joins arrive at once.
+pub(crate) async fn channel_cap_is_atomic(b: Backends) {
+    let t = now_ms();
+    let joins = (0..16).map(|i| {
+        let channels = b.channels.clone();
+        async move {
+            channels
+                .join("eve", &format!("ch-{i}"), 3, t)
+                .await
+                .expect("join")
+        }
+    });
+    let outcomes = futures_util::future::join_all(joins).await;
+    let joined = outcomes
+        .iter()
+        .filter(|o| **o == JoinOutcome::Joined)
+        .count();
+    assert_eq!(joined, 3, "{outcomes:?}");
+    assert_eq!(
+        b.channels
+            .user_channels("eve")
+            .await
+            .expect("channels")
+            .len(),
+        3
+    );
+}
+
+/// Channel activity: starts at the first join, moves with messages (never
+/// back), and an empty channel is forgotten.
+pub(crate) async fn channel_activity(b: Backends) {
+    let c = &b.channels;
+    let t = now_ms();
+    c.join("u", "x", 10, t).await.expect("join");
+    c.join("v", "x", 10, t + 50).await.expect("join");
+    c.join("u", "y", 10, t + 10).await.expect("join");
+    let stats = c
+        .channel_stats(&names(&["x", "y", "none"]))
+        .await
+        .expect("stats");
+    assert_eq!(stats, vec![(t, 2), (t + 10, 1), (0, 0)]);
+    let (_, ts) = c.next_message("x", t + 100).await.expect("message");
+    assert_eq!(ts, t + 100, "ts is the send time");
+    c.next_message("x", t + 90).await.expect("late message");
+    let overview = c
+        .channel_overview(&names(&["y", "x", "none"]))
+        .await
+        .expect("overview");
+    assert_eq!(
+        overview,
+        vec![
+            ChannelOverview {
+                last_activity: t + 10,
+                members: names(&["u"]),
+            },
+            ChannelOverview {
+                last_activity: t + 100,
+                members: names(&["u", "v"]),
+            },
+            ChannelOverview {
+                last_activity: 0,
+                members: Vec::new(),
+            },
+        ]
+    );
+    assert!(c.channel_overview(&[]).await.expect("empty").is_empty());
+    c.leave("u", "y").await.expect("leave");
+    assert_eq!(
+        c.channel_stats(&names(&["y"])).await.expect("stats"),
+        vec![(0, 0)]
+    );
+}
+
+/// Message ids: unique across channels, increasing per channel, never below
+/// the send time times 1000, and exact in JavaScript (below 2^53).
+pub(crate) async fn message_ids(b: Backends) {
+    let t = now_ms();
+    let sends = (0..40).map(|i| {
+        let channels = b.channels.clone();
+        async move {
+            let channel = if i % 2 == 0 { "even" } else { "odd" };
+            let mut ids = Vec::new();
+            for _ in 0..5 {
+                ids.push(channels.next_message(channel, t).await.expect("message"));
+            }
+            (channel, ids)
+        }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let mut seen = HashSet::new();
+    for (_, ids) in &results {
+        for window in ids.windows(2) {
+            assert!(
+                window[0].0 < window[1].0,
+                "ids increase within a channel: {ids:?}"
+            );
+        }
+        for (id, ts) in ids {
+            assert!(seen.insert(*id), "id {id} handed out twice");
+            assert!(*id >= ts * 1000, "id {id} below ts {ts} * 1000");
+            assert!(*id < (1_u64 << 53), "id {id} not exact in JavaScript");
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    // A later send gets a larger id, even in another channel.
+    let (a, _) = b
+        .channels
+        .next_message("even", now_ms())
+        .await
+        .expect("message");
+    let (c, _) = b
+        .channels
+        .next_message("third", now_ms())
+        .await
+        .expect("message");
+    assert!(c > a && seen.iter().all(|id| *id < a));
+}
+
+/// GCRA: the full quota at once, then refused with a retry delay, separately
+/// per user and per event; after the delay one more fits.
+pub(crate) async fn rate_limits(b: Backends) {
+    let r = &b.rate_limits;
+    let slow = RateQuota {
+        count: 3,
+        period: Duration::from_secs(60),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            r.check("ann", "message:send", slow).await.expect("check"),
+            None
+        );
+    }
+    let retry = r
+        .check("ann", "message:send", slow)
+        .await
+        .expect("check")
+        .expect("the fourth is refused");
+    assert!(
+        retry > Duration::ZERO && retry <= Duration::from_secs(20),
+        "retry after {retry:?}"
+    );
+    // Refused events are not counted: still refused, not later.
+    let again = r
+        .check("ann", "message:send", slow)
+        .await
+        .expect("check")
+        .expect("still refused");
+    assert!(again <= retry);
+    assert_eq!(
+        r.check("ben", "message:send", slow)
+            .await
+            .expect("other user"),
+        None
+    );
+    assert_eq!(
+        r.check("ann", "typing", slow).await.expect("other event"),
+        None
+    );
+
+    let fast = RateQuota {
+        count: 2,
+        period: Duration::from_millis(200),
+    };
+    for _ in 0..2 {
+        assert_eq!(r.check("cid", "typing", fast).await.expect("check"), None);
+    }
+    let wait = r
+        .check("cid", "typing", fast)
+        .await
+        .expect("check")
+        .expect("refused");
+    assert!(wait <= Duration::from_millis(100), "wait {wait:?}");
+    // Waiting what the limiter said (and a hair for clock granularity) admits one.
+    tokio::time::sleep(wait + Duration::from_millis(5)).await;
+    assert_eq!(r.check("cid", "typing", fast).await.expect("check"), None);
+    assert!(
+        r.check("cid", "typing", fast)
+            .await
+            .expect("check")
+            .is_some()
+    );
+}
+
+/// A backend is ready once it can serve.
+pub(crate) async fn readiness(b: Backends) {
+    assert!(b.is_ready());
+}
