@@ -6,7 +6,7 @@
 //! `config/sources.rs`; `chatgate --help` lists them with their env names and
 //! defaults. Validation collects every problem before failing, so an operator
 //! fixes a broken deployment in one round trip; no message ever quotes a
-//! secret (`JWT_SECRET`, `REDIS_PASSWORD`, `REDIS_URL`).
+//! secret (`JWT_SECRET`, `REDIS_PASSWORD`, `REDIS_URL`, `API_KEY`).
 //!
 //! Dev mode (no JWT key) trusts whatever `userId` a client claims, so it is
 //! refused unless the server binds a loopback address.
@@ -71,6 +71,11 @@ pub struct Config {
     /// Outbound packets queued per connection before the slow consumer is
     /// disconnected (`MAX_QUEUED_PACKETS`); default 1024.
     pub max_queued_packets: usize,
+    /// New connections (handshakes) one client IP address may open per
+    /// period (`CONNECTION_RATE_PER_IP`, e.g. `60/min`); `None` (the
+    /// default, `off`) = no limit, as behind a reverse proxy every client
+    /// has the proxy's address. The excess gets HTTP 429.
+    pub connection_rate_per_ip: Option<Rate>,
     /// Grace period for connections to close on shutdown
     /// (`SHUTDOWN_TIMEOUT_MS`); default 10 s.
     pub shutdown_timeout: Duration,
@@ -78,7 +83,16 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Refuse HTTP long-polling (`WEBSOCKET_ONLY`); default false.
     pub websocket_only: bool,
+    /// Bearer key of the server HTTP API for app backends (`API_KEY`);
+    /// `None` turns `/api/v1` off (it answers 404).
+    pub api_key: Option<Secret<String>>,
+    /// Serve the demo chat page at `/` (`DEMO_PAGE`); default on in dev
+    /// mode, off once a JWT key is configured.
+    pub demo_page: bool,
 }
+
+/// An `API_KEY` shorter than this many bytes is accepted with a warning.
+pub const MIN_RECOMMENDED_API_KEY_BYTES: usize = 16;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,9 +214,12 @@ impl Default for Config {
             ping_timeout: Duration::from_millis(20_000),
             connect_timeout: Duration::from_millis(45_000),
             max_queued_packets: 1024,
+            connection_rate_per_ip: None,
             shutdown_timeout: Duration::from_millis(10_000),
             log_format: LogFormat::Human,
             websocket_only: false,
+            api_key: None,
+            demo_page: true,
         }
     }
 }
@@ -290,6 +307,14 @@ impl Config {
                  random secret"
             ));
         }
+        if let Some(key) = &self.api_key
+            && key.expose().len() < MIN_RECOMMENDED_API_KEY_BYTES
+        {
+            warnings.push(format!(
+                "API_KEY is shorter than {MIN_RECOMMENDED_API_KEY_BYTES} bytes; use a long \
+                 random key"
+            ));
+        }
         if self.max_payload_bytes < self.max_message_length.saturating_mul(4) + 1024 {
             warnings.push(format!(
                 "MAX_PAYLOAD_BYTES ({}) may be too small for a message of MAX_MESSAGE_LENGTH \
@@ -345,12 +370,25 @@ impl Config {
         let max_connections_per_user = src.parse("max-connections-per-user", p, parse_count);
         let max_channels_per_user = src.parse("max-channels-per-user", p, parse_count);
         let max_queued_packets = src.parse("max-queued-packets", p, parse_count);
+        let connection_rate_per_ip = src.parse("connection-rate-per-ip", p, parse_optional_rate);
         let ping_interval = src.parse("ping-interval-ms", p, parse_millis);
         let ping_timeout = src.parse("ping-timeout-ms", p, parse_millis);
         let connect_timeout = src.parse("connect-timeout-ms", p, parse_millis);
         let shutdown_timeout = src.parse("shutdown-timeout-ms", p, parse_millis);
         let log_format = src.parse("log-format", p, str::parse::<LogFormat>);
         let websocket_only = src.parse("websocket-only", p, parse_bool);
+        let api_key = src.explicit("api-key").and_then(|value| {
+            if value.text.trim().is_empty() {
+                p.push(format!("{}: must not be empty", src.label("api-key")));
+                None
+            } else {
+                Some(Secret::new(value.text.clone()))
+            }
+        });
+        let demo_page = match src.explicit("demo-page") {
+            Some(_) => src.parse("demo-page", p, parse_bool),
+            None => Some(!key_configured),
+        };
 
         if !key_configured
             && let Some(bind) = bind
@@ -392,9 +430,13 @@ impl Config {
             ping_timeout: ping_timeout.unwrap_or(defaults.ping_timeout),
             connect_timeout: connect_timeout.unwrap_or(defaults.connect_timeout),
             max_queued_packets: max_queued_packets.unwrap_or(defaults.max_queued_packets),
+            connection_rate_per_ip: connection_rate_per_ip
+                .unwrap_or(defaults.connection_rate_per_ip),
             shutdown_timeout: shutdown_timeout.unwrap_or(defaults.shutdown_timeout),
             log_format: log_format.unwrap_or(defaults.log_format),
             websocket_only: websocket_only.unwrap_or(defaults.websocket_only),
+            api_key,
+            demo_page: demo_page.unwrap_or(defaults.demo_page),
         })
     }
 }
@@ -493,6 +535,14 @@ fn parse_count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{text:?} must be a whole number of at least 1")),
+    }
+}
+
+/// `off` (also `none`, `0`, empty) or a rate such as `60/min`.
+fn parse_optional_rate(text: &str) -> Result<Option<Rate>, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "off" | "none" | "0" => Ok(None),
+        _ => text.parse::<Rate>().map(Some),
     }
 }
 

@@ -13,12 +13,17 @@
 //! - [`gateway`]: the Socket.IO handlers that connect clients to the domain, on chatgate's own
 //!   engine (`chatgate-engine`, in `engine/`).
 //! - [`server`]: the HTTP app (engine, health checks) and its run loop with graceful shutdown.
+//! - [`api`]: the other HTTP surfaces: the server API for app backends (`/api/v1`), the demo
+//!   chat page (`/`); [`metrics`] (`/metrics`, Prometheus) and [`status`] (`/status`) for operators.
 
+pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod status;

@@ -148,7 +148,16 @@ pub struct UsersOnlineRequest {
 }
 
 /// Parses the first argument of a client event into `T`, or `INVALID_PAYLOAD`.
+///
+/// Every request type is a JSON object on the wire; serde would also accept
+/// a struct as an array of its fields (`["general", "hi"]`), a shape the
+/// contract does not have, so anything but an object is refused first.
 pub fn parse_request<T: DeserializeOwned>(event: &str, payload: &Value) -> GatewayResult<T> {
+    if !payload.is_object() {
+        return Err(GatewayError::invalid_payload(format!(
+            "invalid payload for '{event}': expected an object"
+        )));
+    }
     T::deserialize(payload).map_err(|err| {
         GatewayError::invalid_payload(format!("invalid payload for '{event}': {err}"))
     })
@@ -188,11 +197,17 @@ impl UsersOnlineRequest {
 }
 
 fn parse_channel_ref(event: &str, payload: &Value) -> GatewayResult<ChannelRef> {
-    ChannelRef::deserialize(payload).map_err(|_| {
-        GatewayError::invalid_payload(format!(
-            "'{event}' expects a channel id string or {{ \"channelId\": string }}"
-        ))
-    })
+    // Only a string or an object: serde would also take `["general"]` as
+    // the object's fields in order.
+    let shaped = payload.is_string() || payload.is_object();
+    shaped
+        .then_some(payload)
+        .and_then(|payload| ChannelRef::deserialize(payload).ok())
+        .ok_or_else(|| {
+            GatewayError::invalid_payload(format!(
+                "'{event}' expects a channel id string or {{ \"channelId\": string }}"
+            ))
+        })
 }
 
 /// `message:new`: a message as delivered to channel subscribers.

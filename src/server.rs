@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use chatgate_engine::{AllowedOrigins, EngineConfig, Io};
+use chatgate_engine::{AllowedOrigins, ConnectionRateLimit, EngineConfig, Io};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -29,6 +29,18 @@ use crate::gateway::Gateway;
 struct AppState {
     /// Cleared when shutdown starts, so load balancers stop sending traffic.
     accepting: Arc<AtomicBool>,
+    /// The backends, whose reachability `/readyz` reports.
+    backends: Backends,
+}
+
+/// The backends `config` asks for: Redis when configured (reached in the
+/// background, so an unreachable Redis does not stop the start), else memory.
+fn backends(config: &Config, node_id: &str) -> std::io::Result<Backends> {
+    match &config.redis {
+        None => Ok(Backends::in_memory()),
+        Some(settings) => Backends::redis(settings, node_id)
+            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err)),
+    }
 }
 
 fn quota(rate: Rate) -> RateQuota {
@@ -46,6 +58,12 @@ pub fn engine_config(config: &Config) -> EngineConfig {
         max_payload: config.max_payload_bytes,
         connect_timeout: config.connect_timeout,
         max_queued_packets: config.max_queued_packets,
+        connection_rate_per_ip: config
+            .connection_rate_per_ip
+            .map(|rate| ConnectionRateLimit {
+                count: rate.count,
+                period: rate.period,
+            }),
         polling: !config.websocket_only,
         allowed_origins: match &config.frontend_origins {
             Some(origins) => AllowedOrigins::List(origins.clone()),
@@ -165,17 +183,22 @@ impl Server {
     fn build(config: &Config, listener: &TcpListener) -> std::io::Result<(Server, Router)> {
         let addr = listener.local_addr()?;
         let io = Io::new(engine_config(config));
-        let chat = ChatService::new(Backends::in_memory(), limits(config), new_node_id());
-        let gateway = Gateway::new(chat, Authenticator::new(&config.auth));
-        io.add_namespace("/", gateway);
+        let node_id = new_node_id();
+        let backends = backends(config, &node_id)?;
+        let chat = ChatService::new(backends.clone(), limits(config), node_id);
+        let gateway = Gateway::new(chat.clone(), Authenticator::new(&config.auth));
+        let namespace = io.add_namespace("/", gateway);
         let state = AppState {
             accepting: Arc::new(AtomicBool::new(true)),
+            backends,
         };
         let router = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .with_state(state.clone())
-            .merge(io.router());
+            .merge(io.router())
+            // Server API, /metrics, /status and the demo page (installs the metrics recorder).
+            .merge(crate::api::routes(config, &io, namespace, chat));
         Ok((Server { io, addr, state }, router))
     }
 
@@ -223,10 +246,12 @@ async fn healthz() -> &'static str {
 
 /// `GET /readyz`: ready to take connections (backends reachable, not draining).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.accepting.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready")
-    } else {
+    if !state.accepting.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !state.backends.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "backends unreachable")
+    } else {
+        (StatusCode::OK, "ready")
     }
 }
 

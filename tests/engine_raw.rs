@@ -408,7 +408,10 @@ async fn aborted_long_poll_closes_the_session() {
             // Still alive: either this GET found data or it is the pending
             // one the server has not noticed the abort of yet. Try again.
             _ if tokio::time::Instant::now() < deadline => continue,
-            other => panic!("session survived the aborted poll: {:?}", other.map(|r| r.status)),
+            other => panic!(
+                "session survived the aborted poll: {:?}",
+                other.map(|r| r.status)
+            ),
         }
     }
 }

@@ -40,6 +40,25 @@ pub struct EngineConfig {
     /// Bytes buffered by tungstenite before writing to the socket (default
     /// 0: frames go straight to the kernel; a batch still ends with one flush).
     pub ws_write_buffer_size: usize,
+    /// Rate limit of new engine connections (handshakes) per client IP
+    /// address (IPv6: per /64), or `None` for no limit (the default: behind a
+    /// reverse proxy every client has the proxy's address). A refused
+    /// handshake gets HTTP 429 with a `Retry-After` header, which
+    /// socket.io-client reports as a `connect_error` and retries with its
+    /// reconnection back-off. Needs the peer address
+    /// (`into_make_service_with_connect_info::<SocketAddr>()`); requests
+    /// without one are not limited.
+    pub connection_rate_per_ip: Option<ConnectionRateLimit>,
+}
+
+/// `count` new connections per `period` and client address: the whole
+/// `count` may be used at once, then one more every `period / count` (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionRateLimit {
+    /// Connections allowed per period (a burst of this many is allowed).
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +76,7 @@ impl Default for EngineConfig {
             allowed_origins: AllowedOrigins::Any,
             ws_read_buffer_size: 1024,
             ws_write_buffer_size: 0,
+            connection_rate_per_ip: None,
         }
     }
 }

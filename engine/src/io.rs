@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     live: AtomicUsize,
     live_changed: Notify,
     pub(crate) shutting_down: AtomicBool,
+    /// Per-IP handshake rate limit (`config.connection_rate_per_ip`).
+    pub(crate) ip_limiter: Option<crate::ip_limit::IpLimiter>,
 }
 
 impl Shared {
@@ -102,6 +104,9 @@ impl Io {
     fn with_upper(config: EngineConfig, upper: Upper) -> Io {
         Io {
             shared: Arc::new(Shared {
+                ip_limiter: config
+                    .connection_rate_per_ip
+                    .map(crate::ip_limit::IpLimiter::new),
                 config,
                 upper,
                 conns: RwLock::new(HashMap::new()),

@@ -19,7 +19,8 @@
 //!     [`LocalAdapter`]; a Redis adapter plugs in here.
 //! * `handler`: what the application implements ([`NamespaceHandler`],
 //!   [`RawHandler`]) and what it receives.
-//! * `router`: the axum entry point (query validation, CORS, 400 bodies).
+//! * `router`: the axum entry point (query validation, CORS, 400 bodies,
+//!   the per-IP handshake rate limit of `ip_limit`).
 //! * `io`: [`Io`], shared state and the connection registry.
 //!
 //! # Memory and latency
@@ -43,10 +44,11 @@ pub mod engineio;
 mod error;
 mod handler;
 mod io;
+mod ip_limit;
 mod router;
 mod socketio;
 
-pub use config::{AllowedOrigins, EngineConfig};
+pub use config::{AllowedOrigins, ConnectionRateLimit, EngineConfig};
 pub use error::{AckError, DecodeError, EmitError, PayloadError};
 pub use handler::{
     AckSender, BoxFuture, ConnectError, DisconnectReason, Event, NamespaceHandler, RawConn,

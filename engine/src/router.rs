@@ -133,6 +133,19 @@ async fn dispatch(shared: &Arc<Shared>, mut req: Request) -> Response {
         return EioError::UnsupportedProtocolVersion.response();
     }
     let sid = query.sid.map(str::to_owned);
+    let new_session = sid.is_none()
+        && match query.transport {
+            Some("websocket") => shared.config.websocket,
+            Some("polling") => shared.config.polling && req.method() == Method::GET,
+            _ => false,
+        };
+    if new_session
+        && origin_ok
+        && let (Some(limiter), Some(remote)) = (&shared.ip_limiter, remote)
+        && let Err(retry_after) = limiter.check(remote.ip(), tokio::time::Instant::now())
+    {
+        return too_many_connections(retry_after);
+    }
     match query.transport {
         Some("websocket") if shared.config.websocket => {
             if !origin_ok {
@@ -158,6 +171,21 @@ async fn dispatch(shared: &Arc<Shared>, mut req: Request) -> Response {
         }
         _ => EioError::TransportUnknown.response(),
     }
+}
+
+/// HTTP 429 for a handshake over the per-IP connection rate limit, with
+/// `Retry-After` in whole seconds (at least 1).
+fn too_many_connections(retry_after: std::time::Duration) -> Response {
+    metrics::counter!("chatgate_engine_handshakes_rate_limited_total").increment(1);
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut res = text_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "application/json",
+        "{\"code\":\"TOO_MANY_CONNECTIONS\",\"message\":\"Too many new connections from this address\"}",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    res
 }
 
 fn preflight(req_headers: &HeaderMap) -> Response {

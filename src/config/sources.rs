@@ -282,6 +282,15 @@ pub(super) const SPECS: &[Spec] = &[
         "Outbound packets queued per connection; a slower consumer is disconnected",
     ),
     spec(
+        "connection-rate-per-ip",
+        "CONNECTION_RATE_PER_IP",
+        "RATE",
+        Some("off"),
+        LIMITS,
+        "New connections one client IP may open, count/period (e.g. 60/min; the excess gets HTTP \
+         429), or off; keep off behind a reverse proxy (all clients share its address)",
+    ),
+    spec(
         "ping-interval-ms",
         "PING_INTERVAL_MS",
         "MS",
@@ -321,6 +330,23 @@ pub(super) const SPECS: &[Spec] = &[
         OPS,
         "Log output: human or json",
     ),
+    secret(spec(
+        "api-key",
+        "API_KEY",
+        "KEY",
+        None,
+        OPS,
+        "Bearer key of the server HTTP API (/api/v1) for app backends (prefer the env var); \
+         unset = API off",
+    )),
+    switch(spec(
+        "demo-page",
+        "DEMO_PAGE",
+        "BOOL",
+        None,
+        OPS,
+        "Serve the demo chat page at / [default: true in dev mode, false with a JWT key]",
+    )),
     spec(
         CONFIG_FLAG,
         "CONFIG_FILE",

@@ -596,3 +596,72 @@ fn fixture_files() {
     }
     assert!(seen >= 20);
 }
+
+#[test]
+fn api_key_and_demo_page() {
+    // Defaults: no API, demo page on in dev mode and off with a JWT key.
+    let dev = load(&[], &[]).expect("valid");
+    assert!(dev.api_key.is_none());
+    assert!(dev.demo_page);
+    assert_eq!(dev.demo_page, Config::default().demo_page);
+    let jwt = load(
+        &[],
+        &[
+            ("JWT_SECRET", SECRET),
+            ("FRONTEND_URL", "https://chat.example.com"),
+        ],
+    )
+    .expect("valid");
+    assert!(!jwt.demo_page);
+
+    // Env, flag (bare switch) and file all set them; the flag wins.
+    let key = "api-key-0123456789abcdef";
+    let config = load(&[], &[("API_KEY", key), ("DEMO_PAGE", "off")]).expect("valid");
+    assert_eq!(
+        config.api_key.as_ref().map(|k| k.expose().as_str()),
+        Some(key)
+    );
+    assert!(!config.demo_page);
+    let config = load(
+        &["--demo-page", "--api-key", "from-the-flag-0123456789"],
+        &[("API_KEY", key), ("DEMO_PAGE", "false")],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.api_key.as_ref().map(|k| k.expose().as_str()),
+        Some("from-the-flag-0123456789")
+    );
+    assert!(config.demo_page);
+    let jwt_with_demo = load(
+        &["--demo-page=true"],
+        &[
+            ("JWT_SECRET", SECRET),
+            ("FRONTEND_URL", "https://chat.example.com"),
+        ],
+    )
+    .expect("valid");
+    assert!(jwt_with_demo.demo_page);
+
+    // The key is a secret: never in Debug output nor in problems.
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("from-the-flag"), "{shown}");
+    let found = problems(load(
+        &[],
+        &[("API_KEY", "   "), ("DEMO_PAGE", "maybe-from-the-flag")],
+    ));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("API_KEY: must not be empty"))
+    );
+    assert!(found.iter().any(|p| p.starts_with("DEMO_PAGE")));
+
+    // A short key is accepted with a warning.
+    let short = Config {
+        api_key: Some(Secret::new("short".to_owned())),
+        ..Config::default()
+    };
+    assert!(short.warnings().iter().any(|w| w.contains("API_KEY")));
+    assert!(!dev.warnings().iter().any(|w| w.contains("API_KEY")));
+}

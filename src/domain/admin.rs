@@ -7,12 +7,10 @@
 //! length), so what the API stores is indistinguishable from what clients
 //! send.
 
-use std::collections::HashSet;
-
-use super::{ChatService, Joined, backend_failure, now_ms, validate};
+use super::{ChatService, Joined, backend_failure, validate};
 use crate::auth::{Identity, MAX_USER_ID_CHARS};
 use crate::error::{GatewayError, GatewayResult};
-use crate::protocol::{ChannelSummary, JoinRequest, LeaveRequest, Message, PresenceInfo};
+use crate::protocol::{JoinRequest, LeaveRequest, Message, PresenceInfo, SendMessageRequest};
 
 /// The sender shown in `message:new` for a message the app backend publishes
 /// without naming a user.
@@ -58,11 +56,6 @@ impl ChatService {
     /// validation, id and timestamp as `message:send`, but no membership is
     /// needed, since the app backend speaks for its users.
     pub async fn publish(&self, publish: Publish) -> GatewayResult<Message> {
-        validate::channel_id(&publish.channel_id)?;
-        validate::message_text(&publish.text, self.limits.max_message_length)?;
-        if let Some(client_msg_id) = &publish.client_msg_id {
-            validate::client_msg_id(client_msg_id)?;
-        }
         let sender = match publish.sender {
             Some(user_id) => {
                 validate_user_id(&user_id)?;
@@ -70,20 +63,13 @@ impl ChatService {
             }
             None => SYSTEM_SENDER.to_owned(),
         };
-        let (id, ts) = self
-            .backends
-            .channels
-            .next_message(&publish.channel_id, now_ms())
-            .await
-            .map_err(backend_failure)?;
-        Ok(Message {
-            id,
+        let request = SendMessageRequest {
             channel_id: publish.channel_id,
-            user_id: sender,
             text: publish.text,
-            ts,
             client_msg_id: publish.client_msg_id,
-        })
+        };
+        self.validate_message(&request)?;
+        self.stamp_message(sender, request).await
     }
 
     /// Makes `user_id` a member of `channel_id`, as `channel:join` does, but
@@ -154,55 +140,6 @@ impl ChatService {
             .await
             .map_err(backend_failure)?;
         Ok(found.into_iter().next())
-    }
-
-    /// Summaries of the given channels (activity, member and online counts),
-    /// newest activity first, in a fixed number of backend round trips.
-    pub async fn channel_summaries(
-        &self,
-        channel_ids: Vec<String>,
-    ) -> GatewayResult<Vec<ChannelSummary>> {
-        let overview = self
-            .backends
-            .channels
-            .channel_overview(&channel_ids)
-            .await
-            .map_err(backend_failure)?;
-        let mut everyone: Vec<String> = overview
-            .iter()
-            .flat_map(|channel| channel.members.iter().cloned())
-            .collect();
-        everyone.sort_unstable();
-        everyone.dedup();
-        let online: HashSet<String> = self
-            .backends
-            .presence
-            .online_among(&everyone)
-            .await
-            .map_err(backend_failure)?
-            .into_iter()
-            .map(|p| p.user_id)
-            .collect();
-        let mut summaries: Vec<ChannelSummary> = channel_ids
-            .into_iter()
-            .zip(overview)
-            .map(|(channel_id, channel)| ChannelSummary {
-                channel_id,
-                last_activity: channel.last_activity,
-                members: channel.members.len(),
-                online: channel
-                    .members
-                    .iter()
-                    .filter(|m| online.contains(*m))
-                    .count(),
-            })
-            .collect();
-        summaries.sort_by(|a, b| {
-            b.last_activity
-                .cmp(&a.last_activity)
-                .then_with(|| a.channel_id.cmp(&b.channel_id))
-        });
-        Ok(summaries)
     }
 
     /// For each channel: (last activity ms, member count), in the order given.

@@ -291,12 +291,28 @@ impl ChatService {
         user_id: &str,
         request: SendMessageRequest,
     ) -> GatewayResult<Message> {
+        self.validate_message(&request)?;
+        self.require_member(user_id, &request.channel_id).await?;
+        self.stamp_message(user_id.to_owned(), request).await
+    }
+
+    /// The stateless rules of a message: channel id, text, `clientMsgId`.
+    fn validate_message(&self, request: &SendMessageRequest) -> GatewayResult<()> {
         validate::channel_id(&request.channel_id)?;
         validate::message_text(&request.text, self.limits.max_message_length)?;
         if let Some(client_msg_id) = &request.client_msg_id {
             validate::client_msg_id(client_msg_id)?;
         }
-        self.require_member(user_id, &request.channel_id).await?;
+        Ok(())
+    }
+
+    /// Assigns a validated message its id and time (and records the
+    /// channel's activity).
+    async fn stamp_message(
+        &self,
+        sender: String,
+        request: SendMessageRequest,
+    ) -> GatewayResult<Message> {
         let (id, ts) = self
             .backends
             .channels
@@ -306,7 +322,7 @@ impl ChatService {
         Ok(Message {
             id,
             channel_id: request.channel_id,
-            user_id: user_id.to_owned(),
+            user_id: sender,
             text: request.text,
             ts,
             client_msg_id: request.client_msg_id,
@@ -388,16 +404,21 @@ impl ChatService {
     }
 
     /// `channel:list`: the user's channels, newest activity first.
-    ///
-    /// A fixed number of backend round trips whatever the number of channels:
-    /// the user's channels, then every channel's activity and members in one
-    /// batch, then the presence of all those members in one batch.
     pub async fn channel_list(&self, user_id: &str) -> GatewayResult<Vec<ChannelSummary>> {
         let channels = self.user_channels(user_id).await?;
+        self.channel_summaries(channels).await
+    }
+
+    /// Summaries of the given channels (activity, member and online counts),
+    /// newest activity first, in a fixed number of backend round trips.
+    pub async fn channel_summaries(
+        &self,
+        channel_ids: Vec<String>,
+    ) -> GatewayResult<Vec<ChannelSummary>> {
         let overview = self
             .backends
             .channels
-            .channel_overview(&channels)
+            .channel_overview(&channel_ids)
             .await
             .map_err(backend_failure)?;
         let mut everyone: Vec<String> = overview
@@ -415,7 +436,7 @@ impl ChatService {
             .into_iter()
             .map(|p| p.user_id)
             .collect();
-        let mut summaries: Vec<ChannelSummary> = channels
+        let mut summaries: Vec<ChannelSummary> = channel_ids
             .into_iter()
             .zip(overview)
             .map(|(channel_id, channel)| ChannelSummary {
@@ -425,7 +446,7 @@ impl ChatService {
                 online: channel
                     .members
                     .iter()
-                    .filter(|member| online.contains(*member))
+                    .filter(|m| online.contains(*m))
                     .count(),
             })
             .collect();

@@ -46,6 +46,14 @@ pub(crate) async fn on_binary(
     let Some(partial) = inb.partial.as_mut() else {
         return Err(DecodeError("binary data outside a binary packet"));
     };
+    // All attachments of one packet together may not exceed `max_payload`,
+    // so a packet declaring many attachments cannot make us buffer
+    // `attachments * max_payload` bytes.
+    let buffered: usize = partial.1.iter().map(Bytes::len).sum();
+    if buffered.saturating_add(data.len()) > conn.shared.config.max_payload {
+        inb.partial = None;
+        return Err(DecodeError("attachments larger than max_payload"));
+    }
     partial.1.push(data);
     if partial.1.len() < partial.0.attachments {
         return Ok(());

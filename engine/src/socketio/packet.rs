@@ -157,10 +157,7 @@ impl Packet {
             id = Some(s[start..i].parse().map_err(|_| DecodeError("bad ack id"))?);
         }
         let data = if i < b.len() {
-            Some(
-                serde_json::from_str::<Value>(&s[i..])
-                    .map_err(|_| DecodeError("invalid payload"))?,
-            )
+            Some(parse_json(&s[i..])?)
         } else {
             None
         };
@@ -187,6 +184,72 @@ impl Packet {
             attachments,
         })
     }
+}
+
+/// Parses the JSON of a packet. serde_json's recursion limit (128) bounds
+/// the nesting, so hostile input cannot overflow the stack. JavaScript
+/// strings may hold lone UTF-16 surrogates, which `JSON.stringify` writes as
+/// `\ud800`-style escapes that serde_json refuses: such escapes are replaced
+/// by U+FFFD and the text parsed again, as a JavaScript server would accept it.
+fn parse_json(text: &str) -> Result<Value, DecodeError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => Ok(value),
+        Err(_) => match replace_lone_surrogates(text) {
+            Some(fixed) => serde_json::from_str::<Value>(&fixed),
+            None => return Err(DecodeError("invalid payload")),
+        }
+        .map_err(|_| DecodeError("invalid payload")),
+    }
+}
+
+/// The value of the `\uXXXX` escape starting at `b[at]` (the backslash).
+fn unicode_escape(b: &[u8], at: usize) -> Option<u16> {
+    if b.get(at) != Some(&b'\\') || b.get(at + 1) != Some(&b'u') {
+        return None;
+    }
+    let hex = std::str::from_utf8(b.get(at + 2..at + 6)?).ok()?;
+    u16::from_str_radix(hex, 16).ok()
+}
+
+/// `text` with every unpaired surrogate escape replaced by `\ufffd`, or
+/// `None` when there is none. Works on bytes: escapes are ASCII, and bytes
+/// of multi-byte UTF-8 characters are never ASCII.
+pub(crate) fn replace_lone_surrogates(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0; // bytes of `text` already in `out`
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = unicode_escape(b, i) else {
+            i += 2; // any other escape: skip the escaped character
+            continue;
+        };
+        let lone = match unit {
+            0xD800..=0xDBFF => match unicode_escape(b, i + 6) {
+                Some(0xDC00..=0xDFFF) => {
+                    i += 12; // a valid pair
+                    continue;
+                }
+                _ => true,
+            },
+            0xDC00..=0xDFFF => true,
+            _ => false,
+        };
+        if lone {
+            let buf = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            buf.push_str(&text[copied..i]);
+            buf.push_str("\\ufffd");
+            copied = i + 6;
+        }
+        i += 6;
+    }
+    let mut buf = out?;
+    buf.push_str(&text[copied..]);
+    Some(buf)
 }
 
 #[cfg(test)]
@@ -285,6 +348,29 @@ mod tests {
         ] {
             assert!(Packet::decode(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let packet = Packet::decode(r#"2["m","a\ud800b\udc00c\ud83d\ude00"]"#);
+        assert_eq!(
+            packet.map(|p| p.data),
+            Ok(Some(json!(["m", "a\u{fffd}b\u{fffd}c\u{1f600}"])))
+        );
+        assert_eq!(replace_lone_surrogates(r#"["\\ud800"]"#), None);
+        assert_eq!(
+            replace_lone_surrogates(r#""\ud800"#).as_deref(),
+            Some(r#""\ufffd"#)
+        );
+        assert_eq!(replace_lone_surrogates("\\u12"), None);
+        assert!(Packet::decode(r#"2["m","\ud800"#).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let depth = 100_000;
+        let text = format!("2[\"m\",{}{}]", "[".repeat(depth), "]".repeat(depth));
+        assert!(Packet::decode(&text).is_err());
     }
 
     #[test]
