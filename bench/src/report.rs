@@ -1,0 +1,238 @@
+//! Markdown report of a bench invocation.
+
+use std::fmt::Write as _;
+
+use crate::scenarios::{IdleResult, TrafficResult};
+
+/// Result of one scenario against one server.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// `idle` finished.
+    Idle(IdleResult),
+    /// `fanout` finished.
+    Fanout(TrafficResult),
+    /// `rooms` finished.
+    Rooms(TrafficResult),
+    /// The scenario could not run (server did not start, ...).
+    Failed(String),
+}
+
+/// One row of the report.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    /// Scenario name.
+    pub(crate) scenario: &'static str,
+    /// Server label (`chatgate`, `node`, or the URL).
+    pub(crate) server: String,
+    /// What happened.
+    pub(crate) outcome: Outcome,
+}
+
+/// Context printed above the tables.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    /// Command line.
+    pub(crate) command: String,
+    /// UTC date and time.
+    pub(crate) date: String,
+    /// `nproc --all`.
+    pub(crate) cpus: String,
+    /// CPU model name.
+    pub(crate) model: String,
+    /// How processes were pinned.
+    pub(crate) pinning: String,
+    /// `/proc/loadavg` when the run started (other load skews latencies).
+    pub(crate) loadavg: String,
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn ratio(node: Option<f64>, chatgate: Option<f64>) -> String {
+    match (node, chatgate) {
+        (Some(n), Some(c)) if c.abs() > f64::EPSILON => format!("{:.1}x", n / c),
+        _ => "n/a".into(),
+    }
+}
+
+fn find<'a>(runs: &'a [Run], scenario: &str, server: &str) -> Option<&'a Outcome> {
+    runs.iter()
+        .find(|r| r.scenario == scenario && r.server == server)
+        .map(|r| &r.outcome)
+}
+
+fn traffic_of<'a>(runs: &'a [Run], scenario: &str, server: &str) -> Option<&'a TrafficResult> {
+    match find(runs, scenario, server)? {
+        Outcome::Fanout(t) | Outcome::Rooms(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn idle_of<'a>(runs: &'a [Run], server: &str) -> Option<&'a IdleResult> {
+    match find(runs, "idle", server)? {
+        Outcome::Idle(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// Renders the whole report.
+pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# chatgate-bench report\n");
+    let _ = writeln!(s, "- date (UTC): {}", header.date);
+    let _ = writeln!(s, "- command: `{}`", header.command);
+    let _ = writeln!(s, "- machine: {} CPUs, {}", header.cpus, header.model);
+    let _ = writeln!(s, "- pinning: {}", header.pinning);
+    let _ = writeln!(s, "- load average at start: {}\n", header.loadavg);
+
+    let idle: Vec<&Run> = runs.iter().filter(|r| r.scenario == "idle").collect();
+    if !idle.is_empty() {
+        let _ = writeln!(
+            s,
+            "## idle: connected, Socket.IO-handshaken, silent connections\n"
+        );
+        let _ = writeln!(
+            s,
+            "| server | connections | failed | setup s | RSS before MiB | RSS after MiB | RSS/conn KiB |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for r in &idle {
+            match &r.outcome {
+                Outcome::Idle(i) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {}/{} | {} | {:.1} | {} | {} | {} |",
+                        r.server,
+                        i.connected,
+                        i.requested,
+                        i.requested - i.connected,
+                        i.setup.as_secs_f64(),
+                        opt(i.rss_before_kib.map(|k| k as f64 / 1024.0), 1),
+                        opt(i.rss_after_kib.map(|k| k as f64 / 1024.0), 1),
+                        opt(i.rss_per_conn_kib(), 2),
+                    );
+                }
+                Outcome::Failed(e) => {
+                    let _ = writeln!(s, "| {} | FAILED: {} | | | | | |", r.server, one_line(e));
+                }
+                _ => {}
+            }
+        }
+        if let (Some(n), Some(c)) = (idle_of(runs, "node"), idle_of(runs, "chatgate")) {
+            let _ = writeln!(
+                s,
+                "| **node/chatgate** | | | | | | **{}** |",
+                ratio(n.rss_per_conn_kib(), c.rss_per_conn_kib())
+            );
+        }
+        failure_notes(&mut s, &idle);
+        s.push('\n');
+    }
+
+    for (scenario, title) in [
+        ("fanout", "fanout: one sender, one room of N receivers"),
+        ("rooms", "rooms: every client sends, rooms of K"),
+    ] {
+        let rows: Vec<&Run> = runs.iter().filter(|r| r.scenario == scenario).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "## {title}\n");
+        let _ = writeln!(
+            s,
+            "| server | clients | rooms | sent | delivered | missing | dup | errors | disc. | deliveries/s | p50 ms | p99 ms | max ms | server CPU % | CPU/delivery us | of which user us | gen CPU % | max send lag ms | srv runq wait % | gen runq wait % |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in &rows {
+            match &r.outcome {
+                Outcome::Fanout(t) | Outcome::Rooms(t) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {}/{} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+                        r.server,
+                        t.connected,
+                        t.clients,
+                        t.rooms,
+                        t.sent,
+                        t.delivered,
+                        t.expected,
+                        t.missing(),
+                        t.duplicates,
+                        t.error_events,
+                        t.disconnects,
+                        t.deliveries_per_sec(),
+                        ms(t.latency_us[0]),
+                        ms(t.latency_us[1]),
+                        ms(t.latency_us[2]),
+                        opt(t.server_cpu_pct(), 0),
+                        opt(t.cpu_per_delivery_us(), 3),
+                        opt(t.user_cpu_per_delivery_us(), 3),
+                        opt(t.generator_cpu_pct(), 0),
+                        t.max_send_lag.as_secs_f64() * 1000.0,
+                        opt(t.server_wait_pct(), 0),
+                        opt(t.generator_wait_pct(), 0),
+                    );
+                }
+                Outcome::Failed(e) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | FAILED: {} | | | | | | | | | | | | | | | | | | |",
+                        r.server,
+                        one_line(e)
+                    );
+                }
+                Outcome::Idle(_) => {}
+            }
+        }
+        if let (Some(n), Some(c)) = (
+            traffic_of(runs, scenario, "node"),
+            traffic_of(runs, scenario, "chatgate"),
+        ) {
+            let _ = writeln!(
+                s,
+                "| **node/chatgate** | | | | | | | | | {} | {} | {} | {} | {} | **{}** | {} | | | | |",
+                ratio(Some(n.deliveries_per_sec()), Some(c.deliveries_per_sec())),
+                ratio(Some(n.latency_us[0] as f64), Some(c.latency_us[0] as f64)),
+                ratio(Some(n.latency_us[1] as f64), Some(c.latency_us[1] as f64)),
+                ratio(Some(n.latency_us[2] as f64), Some(c.latency_us[2] as f64)),
+                ratio(n.server_cpu_pct(), c.server_cpu_pct()),
+                ratio(n.cpu_per_delivery_us(), c.cpu_per_delivery_us()),
+                ratio(n.user_cpu_per_delivery_us(), c.user_cpu_per_delivery_us()),
+            );
+        }
+        failure_notes(&mut s, &rows);
+        s.push('\n');
+    }
+    s
+}
+
+fn one_line(e: &str) -> String {
+    e.lines().next().unwrap_or("").replace('|', "/")
+}
+
+fn failure_notes(s: &mut String, rows: &[&Run]) {
+    for r in rows {
+        let reasons = match &r.outcome {
+            Outcome::Idle(i) => &i.failure_reasons,
+            Outcome::Fanout(t) | Outcome::Rooms(t) => &t.failure_reasons,
+            Outcome::Failed(_) => continue,
+        };
+        for reason in reasons {
+            let _ = writeln!(
+                s,
+                "\n- {} {}: client failure: `{}`",
+                r.server,
+                r.scenario,
+                one_line(reason)
+            );
+        }
+    }
+}

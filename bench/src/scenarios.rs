@@ -1,0 +1,423 @@
+//! The three scenarios (`idle`, `fanout`, `rooms`) and the fleet of client
+//! tasks they drive.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
+
+use crate::client::{ClientOutcome, ClientSpec, Phase, Schedule, Shared, Target, run_client};
+use crate::server::{CpuTimes, ServerProcess, own_cpu_time, run_delay};
+
+/// Knobs shared by all scenarios.
+#[derive(Debug, Clone)]
+pub(crate) struct RunOptions {
+    /// Connections set up concurrently.
+    pub(crate) connect_concurrency: usize,
+    /// Limit for one connection's setup and for the whole setup phase.
+    pub(crate) setup_timeout: Duration,
+    /// How long to wait for missing deliveries after the last send.
+    pub(crate) drain: Duration,
+    /// Bytes of filler in each message text.
+    pub(crate) padding: usize,
+    /// Prefix of channel names (unique per run against a shared server).
+    pub(crate) channel_prefix: String,
+}
+
+/// Result of the `idle` scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct IdleResult {
+    /// Connections asked for.
+    pub(crate) requested: u64,
+    /// Connections that completed the Socket.IO handshake.
+    pub(crate) connected: u64,
+    /// First failure reasons.
+    pub(crate) failure_reasons: Vec<String>,
+    /// Time to set up all connections.
+    pub(crate) setup: Duration,
+    /// Server RSS before connecting, KiB.
+    pub(crate) rss_before_kib: Option<u64>,
+    /// Server RSS with all connections open, KiB.
+    pub(crate) rss_after_kib: Option<u64>,
+}
+
+impl IdleResult {
+    /// `(after - before) / connected`, KiB.
+    pub(crate) fn rss_per_conn_kib(&self) -> Option<f64> {
+        let (b, a) = (self.rss_before_kib?, self.rss_after_kib?);
+        (self.connected > 0).then(|| (a as f64 - b as f64) / self.connected as f64)
+    }
+}
+
+/// Result of the `fanout` and `rooms` scenarios.
+#[derive(Debug, Clone)]
+pub(crate) struct TrafficResult {
+    /// Clients asked for.
+    pub(crate) clients: u64,
+    /// Clients that completed setup.
+    pub(crate) connected: u64,
+    /// Rooms used.
+    pub(crate) rooms: u64,
+    /// First failure reasons.
+    pub(crate) failure_reasons: Vec<String>,
+    /// Messages sent.
+    pub(crate) sent: u64,
+    /// Deliveries expected.
+    pub(crate) expected: u64,
+    /// Unique deliveries received.
+    pub(crate) delivered: u64,
+    /// Deliveries received twice.
+    pub(crate) duplicates: u64,
+    /// `error` events received.
+    pub(crate) error_events: u64,
+    /// Connections lost during the run.
+    pub(crate) disconnects: u64,
+    /// First send to last delivery.
+    pub(crate) span: Duration,
+    /// Latency p50, p99, max in microseconds.
+    pub(crate) latency_us: [u64; 3],
+    /// Server CPU time during the run.
+    pub(crate) server_cpu: Option<CpuTimes>,
+    /// Wall time of the CPU window.
+    pub(crate) window: Duration,
+    /// Load generator CPU during the window.
+    pub(crate) generator_cpu: Option<CpuTimes>,
+    /// Largest delay of a send behind its schedule.
+    pub(crate) max_send_lag: Duration,
+    /// Server threads' time waiting for a CPU during the window.
+    pub(crate) server_wait: Option<Duration>,
+    /// Generator's time waiting for a CPU during the window.
+    pub(crate) generator_wait: Option<Duration>,
+}
+
+impl TrafficResult {
+    /// Expected deliveries that never arrived.
+    pub(crate) fn missing(&self) -> u64 {
+        self.expected.saturating_sub(self.delivered)
+    }
+
+    /// Deliveries per second over the traffic span.
+    pub(crate) fn deliveries_per_sec(&self) -> f64 {
+        let s = self.span.as_secs_f64();
+        if s > 0.0 {
+            self.delivered as f64 / s
+        } else {
+            0.0
+        }
+    }
+
+    /// Server CPU (user + system) per delivery, microseconds.
+    pub(crate) fn cpu_per_delivery_us(&self) -> Option<f64> {
+        let cpu = self.server_cpu?.total();
+        (self.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / self.delivered as f64)
+    }
+
+    /// Server user-space CPU per delivery, microseconds.
+    pub(crate) fn user_cpu_per_delivery_us(&self) -> Option<f64> {
+        let cpu = self.server_cpu?.user;
+        (self.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / self.delivered as f64)
+    }
+
+    /// Server CPU use over the window, percent of one core.
+    pub(crate) fn server_cpu_pct(&self) -> Option<f64> {
+        let cpu = self.server_cpu?.total();
+        let w = self.window.as_secs_f64();
+        (w > 0.0).then(|| cpu.as_secs_f64() * 100.0 / w)
+    }
+
+    /// Server run-queue wait over the window, percent.
+    pub(crate) fn server_wait_pct(&self) -> Option<f64> {
+        pct(self.server_wait?, self.window)
+    }
+
+    /// Generator run-queue wait over the window, percent.
+    pub(crate) fn generator_wait_pct(&self) -> Option<f64> {
+        pct(self.generator_wait?, self.window)
+    }
+
+    /// Generator CPU use over the window, percent of one core.
+    pub(crate) fn generator_cpu_pct(&self) -> Option<f64> {
+        let cpu = self.generator_cpu?.total();
+        let w = self.window.as_secs_f64();
+        (w > 0.0).then(|| cpu.as_secs_f64() * 100.0 / w)
+    }
+}
+
+fn pct(part: Duration, whole: Duration) -> Option<f64> {
+    let w = whole.as_secs_f64();
+    (w > 0.0).then(|| part.as_secs_f64() * 100.0 / w)
+}
+
+/// All client tasks of one scenario run.
+struct Fleet {
+    shared: Rc<Shared>,
+    phase: watch::Sender<Phase>,
+    handles: Vec<JoinHandle<ClientOutcome>>,
+    clients: u64,
+    senders: u64,
+}
+
+impl Fleet {
+    /// Spawns one task per client (must run inside a `LocalSet`).
+    fn spawn(target: &Target, specs: Vec<ClientSpec>, opts: &RunOptions) -> Self {
+        let shared = Rc::new(Shared::new(opts.padding));
+        let (phase, _) = watch::channel(Phase::Setup);
+        let gate = Rc::new(Semaphore::new(opts.connect_concurrency.max(1)));
+        let target = Rc::new(target.clone());
+        let clients = specs.len() as u64;
+        let senders = specs.iter().filter(|s| s.schedule.is_some()).count() as u64;
+        let handles = specs
+            .into_iter()
+            .map(|spec| {
+                tokio::task::spawn_local(run_client(
+                    Rc::clone(&target),
+                    spec,
+                    Rc::clone(&shared),
+                    Rc::clone(&gate),
+                    phase.subscribe(),
+                    opts.setup_timeout,
+                ))
+            })
+            .collect();
+        Self {
+            shared,
+            phase,
+            handles,
+            clients,
+            senders,
+        }
+    }
+
+    /// Waits until every client is set up or failed.
+    async fn wait_setup(&self, limit: Duration) -> Duration {
+        let t0 = Instant::now();
+        let mut last_print = t0;
+        loop {
+            let (ready, failed) = (self.shared.ready.get(), self.shared.failed.get());
+            if ready + failed >= self.clients || t0.elapsed() > limit {
+                break;
+            }
+            if last_print.elapsed() > Duration::from_secs(3) {
+                last_print = Instant::now();
+                eprintln!(
+                    "  setup: {ready}/{} connected, {failed} failed",
+                    self.clients
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        t0.elapsed()
+    }
+
+    /// Starts the traffic `delay` from now.
+    fn start(&self, delay: Duration) {
+        let _ = self.phase.send(Phase::Run(TokioInstant::now() + delay));
+    }
+
+    /// Waits until every sender is done and every expected delivery arrived,
+    /// or the drain time after the last send ran out.
+    async fn wait_traffic(&self, drain: Duration, hard_limit: Duration) {
+        let t0 = Instant::now();
+        let mut last_print = t0;
+        let mut senders_done_at: Option<Instant> = None;
+        let s = &self.shared;
+        loop {
+            if s.senders_done.get() >= self.senders {
+                let at = *senders_done_at.get_or_insert_with(Instant::now);
+                if s.received.get() >= s.expected.get() || at.elapsed() > drain {
+                    break;
+                }
+            }
+            if t0.elapsed() > hard_limit {
+                eprintln!("  traffic: hard time limit reached");
+                break;
+            }
+            if last_print.elapsed() > Duration::from_secs(5) {
+                last_print = Instant::now();
+                eprintln!(
+                    "  traffic: sent {} delivered {}/{} expected so far",
+                    s.sent.get(),
+                    s.received.get(),
+                    s.expected.get()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops every task and collects the outcomes.
+    async fn stop(self) -> (Rc<Shared>, Vec<ClientOutcome>) {
+        let _ = self.phase.send(Phase::Stop);
+        let mut outcomes = Vec::with_capacity(self.handles.len());
+        for h in self.handles {
+            let abort = h.abort_handle();
+            match tokio::time::timeout(Duration::from_secs(5), h).await {
+                Ok(Ok(o)) => outcomes.push(o),
+                Ok(Err(_)) => {}
+                Err(_) => abort.abort(),
+            }
+        }
+        (self.shared, outcomes)
+    }
+}
+
+/// Waits until the server is quiet: at most one clock tick of CPU in half a
+/// second (at most 15 s; a fixed second without a server to watch).
+async fn settle(server: Option<&ServerProcess>) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Some(server) = server else {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return;
+    };
+    let t0 = Instant::now();
+    let mut last = server.cpu_time();
+    while t0.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = server.cpu_time();
+        let used = now.zip(last).map(|(b, a)| b.since(&a).total());
+        last = now;
+        if used.is_none_or(|u| u <= Duration::from_millis(10)) {
+            return;
+        }
+    }
+    eprintln!("  server still busy after setup; measuring anyway");
+}
+
+/// `idle`: `conns` connections, Socket.IO-connected, then the server RSS.
+pub(crate) async fn idle(
+    target: &Target,
+    server: Option<&ServerProcess>,
+    conns: u32,
+    settle: Duration,
+    opts: &RunOptions,
+) -> IdleResult {
+    let rss_before_kib = server.and_then(ServerProcess::rss_kib);
+    let specs = (0..conns)
+        .map(|index| ClientSpec {
+            index,
+            channel: None,
+            schedule: None,
+        })
+        .collect();
+    let fleet = Fleet::spawn(target, specs, opts);
+    let setup = fleet.wait_setup(opts.setup_timeout).await;
+    tokio::time::sleep(settle).await;
+    let rss_after_kib = server.and_then(ServerProcess::rss_kib);
+    let connected = fleet.shared.ready.get();
+    let (shared, _) = fleet.stop().await;
+    IdleResult {
+        requested: u64::from(conns),
+        connected,
+        failure_reasons: shared.failure_reasons.borrow().clone(),
+        setup,
+        rss_before_kib,
+        rss_after_kib,
+    }
+}
+
+/// Parameters of the traffic scenarios.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TrafficPlan {
+    /// Number of clients.
+    pub(crate) clients: u32,
+    /// Clients per room.
+    pub(crate) room_size: u32,
+    /// Senders: `true` = every client, `false` = only the first client.
+    pub(crate) everyone_sends: bool,
+    /// Messages per sender.
+    pub(crate) messages: u32,
+    /// Messages per second per sender.
+    pub(crate) rate: f64,
+}
+
+/// `fanout` (one sender, one room) and `rooms` (everyone sends in small rooms).
+pub(crate) async fn traffic(
+    target: &Target,
+    server: Option<&ServerProcess>,
+    plan: TrafficPlan,
+    opts: &RunOptions,
+) -> TrafficResult {
+    let room_size = plan.room_size.max(1);
+    let rooms = plan.clients.div_ceil(room_size);
+    let period = Duration::from_secs_f64(1.0 / plan.rate.max(1e-3));
+    let channels: Vec<Rc<str>> = (0..rooms)
+        .map(|k| Rc::from(format!("{}room-{k}", opts.channel_prefix)))
+        .collect();
+    let specs = (0..plan.clients)
+        .map(|index| {
+            let room = index / room_size;
+            let members = room_size.min(plan.clients - room * room_size);
+            let sends = plan.everyone_sends || index == 0;
+            ClientSpec {
+                index,
+                channel: Some(Rc::clone(&channels[room as usize])),
+                schedule: sends.then(|| Schedule {
+                    // Spread the first sends evenly over one period.
+                    offset: period.mul_f64(f64::from(index) / f64::from(plan.clients)),
+                    period,
+                    count: plan.messages,
+                    fanout: members - 1,
+                }),
+            }
+        })
+        .collect();
+    let fleet = Fleet::spawn(target, specs, opts);
+    fleet.wait_setup(opts.setup_timeout).await;
+    // Join broadcasts (chatgate announces every join to the room) must be
+    // over before the CPU window opens.
+    settle(server).await;
+    let cpu0 = server.and_then(ServerProcess::cpu_time);
+    let gen0 = own_cpu_time();
+    let wait0 = server.and_then(ServerProcess::run_delay);
+    let gen_wait0 = run_delay("/proc/self/task");
+    let t0 = Instant::now();
+    fleet.start(Duration::from_millis(100));
+    let nominal = period.mul_f64(f64::from(plan.messages) + 1.0);
+    fleet
+        .wait_traffic(
+            opts.drain,
+            nominal * 3 + opts.drain + Duration::from_secs(30),
+        )
+        .await;
+    let window = t0.elapsed();
+    let cpu1 = server.and_then(ServerProcess::cpu_time);
+    let gen1 = own_cpu_time();
+    let wait1 = server.and_then(ServerProcess::run_delay);
+    let gen_wait1 = run_delay("/proc/self/task");
+    let connected = fleet.shared.ready.get();
+    let (shared, outcomes) = fleet.stop().await;
+    let delivered: u64 = outcomes.iter().map(|o| o.tracker.unique()).sum();
+    let duplicates: u64 = outcomes.iter().map(|o| o.tracker.duplicates).sum();
+    let span = match (shared.first_send.get(), shared.last_recv.get()) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        _ => Duration::ZERO,
+    };
+    let hist = shared.latency_us.borrow();
+    let latency_us = [
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.max(),
+    ];
+    TrafficResult {
+        clients: u64::from(plan.clients),
+        connected,
+        rooms: u64::from(rooms),
+        failure_reasons: shared.failure_reasons.borrow().clone(),
+        sent: shared.sent.get(),
+        expected: shared.expected.get(),
+        delivered,
+        duplicates,
+        error_events: shared.error_events.get(),
+        disconnects: shared.disconnects.get(),
+        span,
+        latency_us,
+        server_cpu: cpu0.zip(cpu1).map(|(a, b)| b.since(&a)),
+        window,
+        generator_cpu: gen0.zip(gen1).map(|(a, b)| b.since(&a)),
+        max_send_lag: shared.max_send_lag.get(),
+        server_wait: wait0.zip(wait1).map(|(a, b)| b.saturating_sub(a)),
+        generator_wait: gen_wait0.zip(gen_wait1).map(|(a, b)| b.saturating_sub(a)),
+    }
+}
