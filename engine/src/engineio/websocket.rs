@@ -166,7 +166,10 @@ async fn serve<S>(
             conn
         }
     };
-    run(conn, ws).await;
+    // A task of its own: the upgrade task (whose future reserves room for
+    // the handshake and probe states) ends here and frees that memory, so
+    // an idle connection holds only `run`'s state.
+    tokio::spawn(run(conn, ws));
 }
 
 /// Upgrade probe: `2probe` -> `3probe`, then wait for `5`.
@@ -220,7 +223,9 @@ where
                 Some(Ok(Message::Text(t))) => match Packet::decode_text(t.as_str(), false) {
                     Ok(p) => {
                         let mut inbound = conn.inbound.lock().await;
-                        on_packet(&conn, &mut inbound, p).await
+                        // Boxed: packet handling (handlers, CONNECT) has a large
+                        // state that an idle connection should not reserve.
+                        Box::pin(on_packet(&conn, &mut inbound, p)).await
                     }
                     Err(_) => {
                         conn.close(DisconnectReason::TransportError, CloseKind::Abort);
@@ -229,7 +234,7 @@ where
                 },
                 Some(Ok(Message::Binary(b))) => {
                     let mut inbound = conn.inbound.lock().await;
-                    on_packet(&conn, &mut inbound, Packet::Binary(b)).await
+                    Box::pin(on_packet(&conn, &mut inbound, Packet::Binary(b))).await
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
                 Some(Ok(Message::Close(_))) | None => {
@@ -275,7 +280,9 @@ where
                             .config
                             .ping_timeout
                             .min(std::time::Duration::from_secs(5));
-                        let _ = tokio::time::timeout(grace, fin).await;
+                        // Boxed: runs once, at close; idle connections
+                        // should not reserve room for it.
+                        let _ = Box::pin(tokio::time::timeout(grace, fin)).await;
                         return Ok(());
                     }
                     WriteBatch::Stop => return Ok(()),
