@@ -20,10 +20,12 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> RunningServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
-    let mut config = Config::default();
-    config.bind = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"));
+    let mut config = Config {
+        bind: listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}")),
+        ..Config::default()
+    };
     tweak(&mut config);
     let (server, _task) = Server::spawn(config, listener).unwrap_or_else(|e| panic!("spawn: {e}"));
     server
