@@ -43,7 +43,8 @@ pub struct Config {
     pub socket_url: String,
     /// Allowed CORS / WebSocket origins (`FRONTEND_URL`, comma-separated),
     /// normalized to `scheme://host[:port]` in lower case; `None` allows any
-    /// origin, which only dev mode permits.
+    /// origin, which only dev mode does. With a JWT key and no `FRONTEND_URL`
+    /// the list is empty: no browser origin is admitted.
     pub frontend_origins: Option<Vec<String>>,
     /// How handshakes are authenticated: dev mode or JWT.
     pub auth: AuthConfig,
@@ -79,6 +80,13 @@ pub struct Config {
     /// Grace period for connections to close on shutdown
     /// (`SHUTDOWN_TIMEOUT_MS`); default 10 s.
     pub shutdown_timeout: Duration,
+    /// On shutdown with Redis, how long a closed connection's presence is
+    /// kept so its client can reconnect to another node first
+    /// (`DRAIN_GRACE_MS`); default 5 s.
+    pub drain_grace: Duration,
+    /// With Redis, how long a node may miss heartbeats before other nodes
+    /// sweep its connections (`NODE_TIMEOUT_MS`); default 8 s.
+    pub node_timeout: Duration,
     /// Log output format (`LOG_FORMAT`); default human.
     pub log_format: LogFormat,
     /// Refuse HTTP long-polling (`WEBSOCKET_ONLY`); default false.
@@ -216,6 +224,8 @@ impl Default for Config {
             max_queued_packets: 1024,
             connection_rate_per_ip: None,
             shutdown_timeout: Duration::from_millis(10_000),
+            drain_grace: Duration::from_millis(5_000),
+            node_timeout: Duration::from_millis(8_000),
             log_format: LogFormat::Human,
             websocket_only: false,
             api_key: None,
@@ -296,8 +306,17 @@ impl Config {
                     .to_owned(),
             );
         }
-        if self.frontend_origins.is_none() {
-            warnings.push("FRONTEND_URL is unset: pages of any origin may connect".to_owned());
+        match &self.frontend_origins {
+            None => {
+                warnings.push("FRONTEND_URL is unset: pages of any origin may connect".to_owned())
+            }
+            Some(origins) if origins.is_empty() => warnings.push(
+                "FRONTEND_URL is unset: no web page may connect (only clients that send no \
+                 Origin header); list the origins of your frontend, e.g. \
+                 FRONTEND_URL=https://chat.example.com"
+                    .to_owned(),
+            ),
+            Some(_) => {}
         }
         if let AuthConfig::Jwt(jwt) = &self.auth
             && jwt.has_weak_secret()
@@ -314,6 +333,13 @@ impl Config {
                 "API_KEY is shorter than {MIN_RECOMMENDED_API_KEY_BYTES} bytes; use a long \
                  random key"
             ));
+        }
+        if self.redis.is_some() && self.drain_grace >= self.shutdown_timeout {
+            warnings.push(
+                "DRAIN_GRACE_MS is not below SHUTDOWN_TIMEOUT_MS: presence removals of a draining \
+                 node may be cut short (the other nodes' sweep cleans up after NODE_TIMEOUT_MS)"
+                    .to_owned(),
+            );
         }
         if self.max_payload_bytes < self.max_message_length.saturating_mul(4) + 1024 {
             warnings.push(format!(
@@ -375,6 +401,8 @@ impl Config {
         let ping_timeout = src.parse("ping-timeout-ms", p, parse_millis);
         let connect_timeout = src.parse("connect-timeout-ms", p, parse_millis);
         let shutdown_timeout = src.parse("shutdown-timeout-ms", p, parse_millis);
+        let drain_grace = src.parse("drain-grace-ms", p, parse_millis);
+        let node_timeout = src.parse("node-timeout-ms", p, parse_millis);
         let log_format = src.parse("log-format", p, str::parse::<LogFormat>);
         let websocket_only = src.parse("websocket-only", p, parse_bool);
         let api_key = src.explicit("api-key").and_then(|value| {
@@ -401,13 +429,13 @@ impl Config {
                 src.label("bind")
             ));
         }
-        if key_configured && matches!(frontend_origins, Some(None)) {
-            p.push(
-                "FRONTEND_URL is unset: allowing any origin is for dev mode only; list the \
-                 origins of your frontend (e.g. FRONTEND_URL=https://chat.example.com)"
-                    .to_owned(),
-            );
-        }
+        // Any origin is for dev mode only: with a JWT key and no list, no
+        // browser origin is admitted (clients that send no `Origin`, such as
+        // apps and servers, still connect), and `warnings` says so.
+        let frontend_origins = match frontend_origins {
+            Some(None) if key_configured => Some(Some(Vec::new())),
+            other => other,
+        };
 
         if !problems.is_empty() {
             return Err(ConfigError { problems });
@@ -433,6 +461,8 @@ impl Config {
             connection_rate_per_ip: connection_rate_per_ip
                 .unwrap_or(defaults.connection_rate_per_ip),
             shutdown_timeout: shutdown_timeout.unwrap_or(defaults.shutdown_timeout),
+            drain_grace: drain_grace.unwrap_or(defaults.drain_grace),
+            node_timeout: node_timeout.unwrap_or(defaults.node_timeout),
             log_format: log_format.unwrap_or(defaults.log_format),
             websocket_only: websocket_only.unwrap_or(defaults.websocket_only),
             api_key,

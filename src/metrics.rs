@@ -71,7 +71,7 @@ const fn metric(
     }
 }
 
-/// `chatgate_nodes`: chatgate nodes alive (1 until nodes see each other through Redis).
+/// `chatgate_nodes`: chatgate nodes alive, counted from their heartbeats in Redis (1 on memory).
 pub const NODES: &str = "chatgate_nodes";
 /// `chatgate_users_online`: users with at least one connection, cluster-wide.
 pub const USERS_ONLINE: &str = "chatgate_users_online";
@@ -191,6 +191,19 @@ pub const METRICS: &[MetricInfo] = &[
         &[],
         "Messages published into channels through the server API",
     ),
+    // Cluster (src/cluster): cross-node pub/sub through Redis.
+    metric(
+        "chatgate_cluster_published_total",
+        Kind::Counter,
+        &[],
+        "Cross-node messages (broadcasts, membership changes, disconnects) published to Redis",
+    ),
+    metric(
+        "chatgate_cluster_publish_dropped_total",
+        Kind::Counter,
+        &[],
+        "Cross-node messages dropped: publish queue full or Redis unreachable",
+    ),
 ];
 
 /// Histogram buckets of every `*_seconds` metric: 0.5 ms to 10 s.
@@ -253,7 +266,7 @@ fn describe_all() {
 pub async fn render(context: &Context) -> String {
     let handle = install();
     let snapshot = crate::status::NodeSnapshot::take(context);
-    metrics::gauge!(NODES).set(1.0);
+    metrics::gauge!(NODES).set(context.chat.live_nodes() as f64);
     metrics::gauge!(SOCKETS).set(snapshot.sockets as f64);
     metrics::gauge!(CHANNELS_WITH_SUBSCRIBERS).set(snapshot.channels.len() as f64);
     // On a backend failure (logged by the domain) the gauge keeps its last value.

@@ -19,7 +19,9 @@ use chatgate_engine::{AllowedOrigins, ConnectionRateLimit, EngineConfig, Io};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
+use crate::backend::redis::{RedisBackend, RedisOptions};
 use crate::backend::{Backends, RateQuota};
+use crate::cluster::{ClusterAdapter, ClusterOptions};
 use crate::config::{Config, Rate};
 use crate::domain::{ChatService, Limits, RatePolicy};
 use crate::gateway::Gateway;
@@ -35,12 +37,41 @@ struct AppState {
 
 /// The backends `config` asks for: Redis when configured (reached in the
 /// background, so an unreachable Redis does not stop the start), else memory.
-fn backends(config: &Config, node_id: &str) -> std::io::Result<Backends> {
+fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option<RedisNode>)> {
+    let invalid = |err: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, err);
     match &config.redis {
-        None => Ok(Backends::in_memory()),
-        Some(settings) => Backends::redis(settings, node_id)
-            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err)),
+        None => Ok((Backends::in_memory(), None)),
+        Some(settings) => {
+            // Many nodes: cross-node delivery, and presence changes found by
+            // sweeps of dead nodes and re-registrations get announced.
+            let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+            let options = RedisOptions::new(node_id)
+                .with_node_timeout(config.node_timeout)
+                .with_presence_changes(changes_tx);
+            let backend =
+                RedisBackend::connect(settings, options).map_err(|e| invalid(e.to_string()))?;
+            let adapter = ClusterAdapter::start(settings, node_id, "/", ClusterOptions::default())
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok((
+                backend.clone().into_backends(),
+                Some(RedisNode {
+                    backend,
+                    adapter,
+                    changes,
+                }),
+            ))
+        }
     }
+}
+
+/// The many-nodes parts of a node on Redis.
+struct RedisNode {
+    /// The backend, to drain on shutdown.
+    backend: RedisBackend,
+    /// Cross-node delivery for namespace `/`.
+    adapter: Arc<ClusterAdapter>,
+    /// Presence changes found by sweeps and re-registrations, to announce.
+    changes: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::PresenceInfo>,
 }
 
 fn quota(rate: Rate) -> RateQuota {
@@ -114,6 +145,42 @@ pub struct Server {
     io: Io,
     addr: SocketAddr,
     state: AppState,
+    /// The many-nodes parts, drained on shutdown (none in memory).
+    cluster: Option<ClusterParts>,
+}
+
+/// What a node on Redis needs to drain.
+#[derive(Clone)]
+struct ClusterParts {
+    /// Defers and then finishes the presence removals.
+    backend: RedisBackend,
+    /// Flushed before exit.
+    adapter: Arc<ClusterAdapter>,
+    /// Where offline users are announced.
+    namespace: chatgate_engine::Namespace,
+    /// Reads the channels of users to announce.
+    chat: ChatService,
+}
+
+impl ClusterParts {
+    /// Waits for the removals deferred by the drain, announces the users
+    /// they took offline and flushes the announcements to Redis.
+    async fn finish_drain(&self) {
+        let offline = self.backend.finish_drain().await;
+        let count = offline.len();
+        for (user_id, last_seen) in offline {
+            let presence = crate::protocol::PresenceInfo {
+                user_id,
+                status: crate::protocol::PresenceStatus::Offline,
+                last_seen,
+            };
+            crate::cluster::announce_presence(&self.namespace, &self.chat, presence).await;
+        }
+        if !self.adapter.flush(Duration::from_secs(1)).await {
+            tracing::warn!("some cross-node messages were not published before exit");
+        }
+        tracing::info!(offline = count, "drain finished");
+    }
 }
 
 impl Server {
@@ -128,11 +195,31 @@ impl Server {
         let (server, router) = Self::build(&config, &listener)?;
         let io = server.io.clone();
         let accepting = server.state.accepting.clone();
+        let cluster = server.cluster.clone();
+        let drain_grace = config.drain_grace;
+        // Tells the exit watchdog below that the drain started.
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
         let drain = async move {
             shutdown.await;
+            let _ = draining_tx.send(());
+            let until = tokio::time::Instant::now() + shutdown_timeout;
             tracing::info!("shutting down: closing connections so clients reconnect elsewhere");
             accepting.store(false, Ordering::SeqCst);
+            if let Some(cluster) = &cluster {
+                // Presence stays for the grace period: clients that reconnect
+                // to another node meanwhile never look offline.
+                cluster.backend.begin_drain(drain_grace);
+            }
             io.shutdown(shutdown_timeout).await;
+            if let Some(cluster) = &cluster
+                && tokio::time::timeout_at(until, cluster.finish_drain())
+                    .await
+                    .is_err()
+            {
+                tracing::warn!(
+                    "presence removals outlived the shutdown timeout; other nodes sweep the rest"
+                );
+            }
         };
         let listener = listener.tap_io(|tcp| {
             // Chat packets are small: send them now, not after Nagle's delay.
@@ -145,15 +232,18 @@ impl Server {
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(drain);
-        // Polling requests still open when the drain ends must not hold the exit.
-        match tokio::time::timeout(
-            shutdown_timeout + Duration::from_secs(1),
-            served.into_future(),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => {
+        // Polling requests still open when the drain ends must not hold the
+        // exit. The clock starts with the drain, not with the server.
+        let exit_deadline = async move {
+            if draining_rx.await.is_ok() {
+                tokio::time::sleep(shutdown_timeout + Duration::from_secs(1)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = served.into_future() => result,
+            () = exit_deadline => {
                 tracing::warn!("some HTTP connections outlived the shutdown timeout");
                 Ok(())
             }
@@ -184,10 +274,27 @@ impl Server {
         let addr = listener.local_addr()?;
         let io = Io::new(engine_config(config));
         let node_id = new_node_id();
-        let backends = backends(config, &node_id)?;
+        let (backends, redis_node) = backends(config, &node_id)?;
         let chat = ChatService::new(backends.clone(), limits(config), node_id);
         let gateway = Gateway::new(chat.clone(), Authenticator::new(&config.auth));
-        let namespace = io.add_namespace("/", gateway);
+        let (namespace, cluster) = match redis_node {
+            None => (io.add_namespace("/", gateway), None),
+            Some(node) => {
+                let namespace = io.add_namespace_with_adapter("/", gateway, node.adapter.clone());
+                crate::cluster::spawn_presence_announcer(
+                    node.changes,
+                    namespace.clone(),
+                    chat.clone(),
+                );
+                let parts = ClusterParts {
+                    backend: node.backend,
+                    adapter: node.adapter,
+                    namespace: namespace.clone(),
+                    chat: chat.clone(),
+                };
+                (namespace, Some(parts))
+            }
+        };
         let state = AppState {
             accepting: Arc::new(AtomicBool::new(true)),
             backends,
@@ -199,7 +306,15 @@ impl Server {
             .merge(io.router())
             // Server API, /metrics, /status and the demo page (installs the metrics recorder).
             .merge(crate::api::routes(config, &io, namespace, chat));
-        Ok((Server { io, addr, state }, router))
+        Ok((
+            Server {
+                io,
+                addr,
+                state,
+                cluster,
+            },
+            router,
+        ))
     }
 
     /// The address the server listens on.

@@ -249,7 +249,7 @@ async fn status_json(State(context): State<Context>, headers: HeaderMap) -> Resp
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": context.started.elapsed().as_secs(),
-        "nodesAlive": 1,
+        "nodesAlive": context.chat.live_nodes(),
         "nodes": [{
             "nodeId": context.chat.node_id(),
             "self": true,

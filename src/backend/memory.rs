@@ -313,6 +313,11 @@ impl BackendHealth for MemoryStore {
     fn is_ready(&self) -> bool {
         true
     }
+
+    /// In-memory state is one node's alone.
+    fn live_nodes(&self) -> usize {
+        1
+    }
 }
 
 /// One keyed limiter per (event, quota).

@@ -184,6 +184,10 @@ pub trait BackendHealth: Send + Sync + 'static {
     /// True while the backends are reachable. Cheap: reads a flag that a
     /// background check keeps current.
     fn is_ready(&self) -> bool;
+
+    /// How many chatgate nodes share these backends and are alive (this
+    /// one included), from their heartbeats. Cheap: no round trip.
+    fn live_nodes(&self) -> usize;
 }
 
 /// The set of backends one node runs on.

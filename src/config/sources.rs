@@ -323,6 +323,24 @@ pub(super) const SPECS: &[Spec] = &[
         "Grace period for connections to close on shutdown",
     ),
     spec(
+        "drain-grace-ms",
+        "DRAIN_GRACE_MS",
+        "MS",
+        Some("5000"),
+        TIMING,
+        "On shutdown with Redis, how long a closed connection's presence is kept so its client \
+         can reconnect to another node without going offline (keep below SHUTDOWN_TIMEOUT_MS)",
+    ),
+    spec(
+        "node-timeout-ms",
+        "NODE_TIMEOUT_MS",
+        "MS",
+        Some("8000"),
+        TIMING,
+        "With Redis, how long a node may miss heartbeats (sent every second) before other nodes \
+         sweep its connections and announce its users offline",
+    ),
+    spec(
         "log-format",
         "LOG_FORMAT",
         "FORMAT",

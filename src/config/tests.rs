@@ -373,13 +373,6 @@ fn jwt_settings() {
 }
 
 #[test]
-fn jwt_mode_requires_origins() {
-    let found = problems(load(&[], &[("JWT_SECRET", SECRET)]));
-    assert_eq!(found.len(), 1);
-    assert!(found[0].contains("FRONTEND_URL"));
-}
-
-#[test]
 fn origins() {
     let ok = parse_origins(
         "http://localhost:3001, HTTPS://Chat.Example.com:443/ ,http://[::1]:8080,\
@@ -664,4 +657,41 @@ fn api_key_and_demo_page() {
     };
     assert!(short.warnings().iter().any(|w| w.contains("API_KEY")));
     assert!(!dev.warnings().iter().any(|w| w.contains("API_KEY")));
+}
+
+#[test]
+fn many_nodes_timings() {
+    let config = load(&[], &[]).expect("defaults are valid");
+    assert_eq!(config.drain_grace, Duration::from_secs(5));
+    assert_eq!(config.node_timeout, Duration::from_secs(8));
+    assert_eq!(config.drain_grace, Config::default().drain_grace);
+    assert_eq!(config.node_timeout, Config::default().node_timeout);
+    let config = load(
+        &["--drain-grace-ms", "1500"],
+        &[("NODE_TIMEOUT_MS", "3000")],
+    )
+    .expect("valid");
+    assert_eq!(config.drain_grace, Duration::from_millis(1500));
+    assert_eq!(config.node_timeout, Duration::from_millis(3000));
+    let found = problems(load(
+        &[],
+        &[("NODE_TIMEOUT_MS", "0"), ("DRAIN_GRACE_MS", "x")],
+    ));
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+/// With a JWT key and no `FRONTEND_URL`, chatgate starts but admits no
+/// browser origin (any origin is for dev mode only), and says so.
+#[test]
+fn jwt_mode_without_frontend_url_admits_no_browser_origin() {
+    let config = load(&[], &[("JWT_SECRET", SECRET)]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.frontend_origins, Some(Vec::new()));
+    assert!(
+        config
+            .warnings()
+            .iter()
+            .any(|w| w.contains("no web page may connect")),
+        "{:?}",
+        config.warnings()
+    );
 }

@@ -52,6 +52,11 @@ impl ChatService {
         &self.node_id
     }
 
+    /// Live chatgate nodes sharing this node's backends (1 on memory).
+    pub fn live_nodes(&self) -> usize {
+        self.backends.health.live_nodes()
+    }
+
     /// Publishes a message as `publish.sender` (or the system): same
     /// validation, id and timestamp as `message:send`, but no membership is
     /// needed, since the app backend speaks for its users.

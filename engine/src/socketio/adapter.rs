@@ -55,6 +55,16 @@ impl BroadcastPacket {
         }
     }
 
+    /// A packet from its Socket.IO text (without the Engine.IO `4` prefix,
+    /// as [`text`](Self::text) returns it) and binary attachments: how a
+    /// cluster adapter rebuilds a packet received from another node.
+    pub fn from_parts(text: &str, attachments: Vec<bytes::Bytes>) -> BroadcastPacket {
+        let mut frames = Vec::with_capacity(1 + attachments.len());
+        frames.push(Frame::text(format!("4{text}")));
+        frames.extend(attachments.into_iter().map(Frame::Binary));
+        BroadcastPacket { frames }
+    }
+
     /// Binary attachments following the text (empty for `emit`).
     pub fn attachments(&self) -> impl Iterator<Item = &bytes::Bytes> {
         self.frames.iter().filter_map(|f| match f {

@@ -122,8 +122,20 @@ async fn heartbeat(inner: &Inner) -> BackendResult<bool> {
                 .arg(now.saturating_add(ttl_ms))
                 .arg(&inner.options.node_id)
                 .clone(),
+            // Nodes whose heartbeat has not run out (this one included).
+            cmd("ZCOUNT")
+                .arg(inner.keys.nodes())
+                .arg(now)
+                .arg("+inf")
+                .clone(),
         ])
         .await?;
+    if let Some(count) = replies
+        .get(2)
+        .and_then(|v| redis::from_redis_value::<usize>(v.clone()).ok())
+    {
+        inner.live_nodes.store(count.max(1), Ordering::Relaxed);
+    }
     let previous: Option<String> = replies
         .into_iter()
         .next()
@@ -183,8 +195,17 @@ async fn sweep(inner: &Inner) -> BackendResult<usize> {
                     .map(|(conn, user)| unregister(inner, &link, user, conn, &node, now)),
             )
             .await;
-            for result in results {
-                result?;
+            for ((_, user), result) in chunk.iter().zip(results) {
+                if result? {
+                    // This node claimed the dead node: it alone reports.
+                    if let Some(sink) = &inner.options.presence_changes {
+                        let _ = sink.send(crate::protocol::PresenceInfo {
+                            user_id: user.clone(),
+                            status: crate::protocol::PresenceStatus::Offline,
+                            last_seen: now,
+                        });
+                    }
+                }
                 removed += 1;
             }
         }
@@ -249,8 +270,22 @@ async fn replay(inner: &Inner) -> BackendResult<usize> {
                 register(inner, &link, user, conn, node_id, usize::MAX, now, *status)
             }))
             .await;
-        for result in results {
-            result?;
+        for ((user, _, _, _), result) in chunk.iter().zip(results) {
+            if let crate::backend::ConnectOutcome::Registered {
+                first: true,
+                status,
+            } = result?
+                && let Some(sink) = &inner.options.presence_changes
+            {
+                // The user came back online here: this node was swept while
+                // alive (paused, cut off) or Redis lost its data. Say so, or
+                // others would keep the offline the sweep announced.
+                let _ = sink.send(crate::protocol::PresenceInfo {
+                    user_id: user.clone(),
+                    status,
+                    last_seen: now,
+                });
+            }
         }
     }
     // Connections that ended while the replay ran may have been re-added.

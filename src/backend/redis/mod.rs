@@ -34,7 +34,7 @@ use keys::Keys;
 
 use super::{BackendHealth, BackendResult, Backends, ConnectionRecord};
 use crate::config::RedisSettings;
-use crate::protocol::PresenceStatus;
+use crate::protocol::{PresenceInfo, PresenceStatus};
 
 /// How the Redis backend behaves; the defaults suit production.
 #[derive(Clone)]
@@ -50,7 +50,7 @@ pub struct RedisOptions {
     pub health_interval: Duration,
     /// How long a node may miss its heartbeats before other nodes consider
     /// it dead and sweep its connections (their users go offline). Default
-    /// 15 s; keep it well above `health_interval`.
+    /// 8 s (`NODE_TIMEOUT_MS`); keep it well above `health_interval`.
     pub node_timeout: Duration,
     /// How long one connection attempt may take. Default 1 s.
     pub connect_timeout: Duration,
@@ -60,6 +60,14 @@ pub struct RedisOptions {
     /// open) instead of refusing them with `SERVICE_UNAVAILABLE` (fail closed,
     /// the default).
     pub rate_limit_fail_open: bool,
+    /// Receives the presence changes no disconnect or connect handler sees,
+    /// so they can be announced: `offline` for every user that this node's
+    /// sweep of a dead node took offline (only the node whose sweep claimed
+    /// the dead node reports, each user once), and the user's status for
+    /// every user that came back online when this node re-registered its
+    /// connections (it had been swept while alive, or Redis lost its data).
+    /// `None`: not reported.
+    pub presence_changes: Option<tokio::sync::mpsc::UnboundedSender<PresenceInfo>>,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -72,6 +80,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("rate_limit_fail_open", &self.rate_limit_fail_open)
+            .field("presence_changes", &self.presence_changes.is_some())
             .finish()
     }
 }
@@ -83,10 +92,11 @@ impl RedisOptions {
             node_id: node_id.into(),
             root_ca_pem: None,
             health_interval: Duration::from_secs(1),
-            node_timeout: Duration::from_secs(15),
+            node_timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
             rate_limit_fail_open: false,
+            presence_changes: None,
         }
     }
 
@@ -105,6 +115,16 @@ impl RedisOptions {
     /// Sets how long missed heartbeats make this node count as dead.
     pub fn with_node_timeout(mut self, timeout: Duration) -> Self {
         self.node_timeout = timeout;
+        self
+    }
+
+    /// Sends the presence changes found by sweeps and re-registrations to
+    /// `sink` (see [`RedisOptions::presence_changes`]).
+    pub fn with_presence_changes(
+        mut self,
+        sink: tokio::sync::mpsc::UnboundedSender<PresenceInfo>,
+    ) -> Self {
+        self.presence_changes = Some(sink);
         self
     }
 
@@ -184,6 +204,10 @@ impl LiveRegistry {
     }
 }
 
+/// A presence removal deferred by a drain; yields `(user id, last seen)`
+/// when it took the user offline.
+type DeferredRemoval = tokio::task::JoinHandle<Option<(String, u64)>>;
+
 /// State shared by the backend handles and the health task.
 struct Inner {
     /// Key names.
@@ -198,6 +222,15 @@ struct Inner {
     wake: Arc<tokio::sync::Notify>,
     /// What this node registered, for re-registration.
     live: parking_lot::Mutex<LiveRegistry>,
+    /// Nodes alive as of the last heartbeat (from `P:nodes`, never from
+    /// `PUBSUB NUMSUB`).
+    live_nodes: std::sync::atomic::AtomicUsize,
+    /// While draining: connection removals wait until then, so users who
+    /// reconnect to another node meanwhile never look offline.
+    drain_until: parking_lot::Mutex<Option<tokio::time::Instant>>,
+    /// The removals deferred while draining; each yields the user it took
+    /// offline, if any.
+    drain_tasks: parking_lot::Mutex<Vec<DeferredRemoval>>,
 }
 
 impl Inner {
@@ -266,6 +299,9 @@ impl RedisBackend {
             state: AtomicU8::new(STATE_UNKNOWN),
             wake: Arc::new(tokio::sync::Notify::new()),
             live: parking_lot::Mutex::new(LiveRegistry::default()),
+            live_nodes: std::sync::atomic::AtomicUsize::new(1),
+            drain_until: parking_lot::Mutex::new(None),
+            drain_tasks: parking_lot::Mutex::new(Vec::new()),
         });
         tokio::spawn(health::run(Arc::downgrade(&inner)));
         tracing::info!(redis = %settings.redacted_url(), cluster = settings.cluster, "using Redis backends");
@@ -294,6 +330,35 @@ impl RedisBackend {
         self.inner.connector.requests()
     }
 
+    /// How many chatgate nodes are alive, counted from their heartbeats at
+    /// this node's last health check (1, this node, until then).
+    pub fn live_nodes(&self) -> usize {
+        self.inner.live_nodes.load(Ordering::Relaxed)
+    }
+
+    /// Starts draining: from now on, removing a connection's presence is
+    /// deferred until `grace` has passed (counted from this call), so a user
+    /// whose client reconnects to another node within it never goes offline.
+    /// Such removals report "still online"; [`RedisBackend::finish_drain`]
+    /// waits for them and returns the users they did take offline.
+    pub fn begin_drain(&self, grace: Duration) {
+        *self.inner.drain_until.lock() = Some(tokio::time::Instant::now() + grace);
+    }
+
+    /// Waits for the removals deferred by [`RedisBackend::begin_drain`] (they
+    /// run once the grace period is over) and returns `(user id, last seen)`
+    /// of every user they took offline, to be announced.
+    pub async fn finish_drain(&self) -> Vec<(String, u64)> {
+        let tasks = std::mem::take(&mut *self.inner.drain_tasks.lock());
+        let mut offline = Vec::new();
+        for task in tasks {
+            if let Ok(Some(user)) = task.await {
+                offline.push(user);
+            }
+        }
+        offline
+    }
+
     /// How many connections this node holds registered (and would
     /// re-register after a Redis restart).
     pub fn live_connections(&self) -> usize {
@@ -304,5 +369,9 @@ impl RedisBackend {
 impl BackendHealth for RedisBackend {
     fn is_ready(&self) -> bool {
         RedisBackend::is_ready(self)
+    }
+
+    fn live_nodes(&self) -> usize {
+        RedisBackend::live_nodes(self)
     }
 }

@@ -269,29 +269,29 @@ impl PresenceStore for RedisBackend {
         connection_id: &str,
         now_ms: u64,
     ) -> BackendResult<Option<u64>> {
-        let inner = &self.inner;
-        // Forget it first: a re-registration running meanwhile must not bring it back.
-        let node_id = inner
-            .live
-            .lock()
-            .remove(connection_id)
-            .unwrap_or_else(|| inner.options.node_id.clone());
-        let result = async {
-            let link = inner.link()?;
-            unregister(inner, &link, user_id, connection_id, &node_id, now_ms).await
-        }
-        .await;
-        if let Err(BackendError::Unavailable(_)) = &result {
-            // Redis still lists it (unless it lost everything): retry once it is back.
-            inner.live.lock().pending_removals.push(PendingRemoval {
-                user_id: user_id.to_owned(),
-                connection_id: connection_id.to_owned(),
-                node_id,
+        // Draining: keep the presence until the grace period ends, so the
+        // client can reconnect elsewhere first; the removal runs then, in the
+        // background, and its outcome is collected by `finish_drain`.
+        let drain_until = *self.inner.drain_until.lock();
+        if let Some(until) = drain_until {
+            let inner = self.inner.clone();
+            let (user_id, connection_id) = (user_id.to_owned(), connection_id.to_owned());
+            let removal = tokio::spawn(async move {
+                tokio::time::sleep_until(until).await;
+                match remove_now(&inner, &user_id, &connection_id, now_ms).await {
+                    Ok(Some(last_seen)) => Some((user_id, last_seen)),
+                    Ok(None) => None,
+                    Err(err) => {
+                        tracing::warn!(user_id, %err, "deferred presence removal failed");
+                        None
+                    }
+                }
             });
+            self.inner.drain_tasks.lock().push(removal);
+            return Ok(None);
         }
-        Ok(inner.observe(result)?.then_some(now_ms))
+        remove_now(&self.inner, user_id, connection_id, now_ms).await
     }
-
     async fn set_status(
         &self,
         user_id: &str,
@@ -355,4 +355,34 @@ impl PresenceStore for RedisBackend {
         .await;
         inner.observe(result)
     }
+}
+
+/// Removes a connection's presence now; `Some(last seen)` when the user went
+/// offline.
+async fn remove_now(
+    inner: &Inner,
+    user_id: &str,
+    connection_id: &str,
+    now_ms: u64,
+) -> BackendResult<Option<u64>> {
+    // Forget it first: a re-registration running meanwhile must not bring it back.
+    let node_id = inner
+        .live
+        .lock()
+        .remove(connection_id)
+        .unwrap_or_else(|| inner.options.node_id.clone());
+    let result = async {
+        let link = inner.link()?;
+        unregister(inner, &link, user_id, connection_id, &node_id, now_ms).await
+    }
+    .await;
+    if let Err(BackendError::Unavailable(_)) = &result {
+        // Redis still lists it (unless it lost everything): retry once it is back.
+        inner.live.lock().pending_removals.push(PendingRemoval {
+            user_id: user_id.to_owned(),
+            connection_id: connection_id.to_owned(),
+            node_id,
+        });
+    }
+    Ok(inner.observe(result)?.then_some(now_ms))
 }

@@ -1,0 +1,707 @@
+//! Cross-node delivery: a Redis pub/sub [`Adapter`] for chatgate's engine,
+//! wire-compatible with Node's `@socket.io/redis-adapter` (v8), so
+//! `@socket.io/redis-emitter` can emit into chatgate rooms.
+//!
+//! On one Redis, nodes use classic pub/sub in the adapter's format
+//! (`PUBLISH`, `PSUBSCRIBE socket.io#/#*`, requests on
+//! `socket.io-request#/#`). On a Redis Cluster they use sharded pub/sub in
+//! the format of the adapter's `createShardedAdapter` (`SPUBLISH` and
+//! `SSUBSCRIBE` on `socket.io#/#`, one slot), and still listen on the classic
+//! channels for emitters.
+//!
+//! # Design
+//!
+//! [`ClusterAdapter`] wraps a [`LocalAdapter`]. Every operation is applied
+//! locally at once; broadcasts, room joins/leaves and disconnects are also
+//! encoded (see `wire.rs`) and handed to a background publisher through a
+//! bounded queue: the engine's synchronous adapter methods never wait on
+//! Redis. A full queue drops the publish, counts it
+//! ([`ClusterStats::dropped`], metric `chatgate_cluster_publish_dropped_total`)
+//! and logs it.
+//!
+//! A subscriber connection (RESP3, pushes) listens on the broadcast pattern
+//! and the request channel and applies what other nodes (and emitters) send
+//! to the local sockets; messages carrying this node's uid are skipped. The
+//! subscription is made again whenever the connection was lost (Redis
+//! restart, failover), by the client's automatic resubscription and by a
+//! watchdog that pings every second and re-subscribes after any loss.
+//!
+//! Nothing here waits for other nodes: there are no request/response
+//! exchanges, so a dead node can never stall a live one. Node liveness
+//! (heartbeats, `P:nodes`) lives in the Redis backend, which also sweeps a
+//! dead node's connections; [`spawn_presence_announcer`] turns the users that
+//! sweep took offline into `presence:update` events.
+
+mod msgpack;
+mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chatgate_engine::{
+    Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Namespace, Room, Socket,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{ProtocolVersion, PushInfo, PushKind, RedisResult, Value};
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::RedisSettings;
+use crate::domain::ChatService;
+use crate::protocol::{PresenceInfo, events};
+
+/// Options of the cluster adapter.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Prefix of the pub/sub channels: `key` of `@socket.io/redis-adapter`
+    /// and `@socket.io/redis-emitter` (default `socket.io`).
+    pub channel_prefix: String,
+    /// Publishes queued for the publisher before new ones are dropped.
+    pub queue_capacity: usize,
+    /// How often the subscriber checks its connection (and re-subscribes
+    /// after a loss).
+    pub watchdog_interval: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            channel_prefix: "socket.io".to_owned(),
+            queue_capacity: 65_536,
+            watchdog_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counters of one adapter.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// Messages handed to the publisher.
+    pub enqueued: AtomicU64,
+    /// Messages published to Redis.
+    pub published: AtomicU64,
+    /// Messages the publisher failed to publish (also counted in `dropped`).
+    pub failed: AtomicU64,
+    /// Publishes dropped: queue full, or Redis failed to take them.
+    pub dropped: AtomicU64,
+    /// Messages received from other nodes and applied locally.
+    pub received: AtomicU64,
+    /// Messages received but dropped: the dispatcher fell 16,384 behind.
+    pub received_dropped: AtomicU64,
+    /// Messages received that could not be decoded (ignored).
+    pub malformed: AtomicU64,
+    /// Times the subscription was (re)made.
+    pub subscriptions: AtomicU64,
+}
+
+/// One message for the publisher.
+struct Publish {
+    channel: String,
+    payload: Vec<u8>,
+}
+
+/// State shared by the adapter and its background tasks.
+struct Shared {
+    /// The local part.
+    local: LocalAdapter,
+    /// This node's uid on the wire (messages with it are our own echoes).
+    uid: String,
+    /// The namespace served.
+    nsp: String,
+    /// Channel names.
+    channels: wire::Channels,
+    /// Classic pub/sub (one Redis) or sharded pub/sub (Redis Cluster).
+    sharded: bool,
+    /// To the publisher.
+    outbox: mpsc::Sender<Publish>,
+    /// Counters.
+    stats: Arc<ClusterStats>,
+}
+
+impl Shared {
+    /// Encodes `message` in this node's mode and queues it.
+    fn send(&self, message: wire::Outgoing<'_>) {
+        let encoded = if self.sharded {
+            wire::encode_sharded(&self.uid, &self.nsp, message)
+                .map(|payload| (self.channels.broadcast.clone(), payload))
+        } else {
+            match message {
+                wire::Outgoing::Broadcast(packet, opts) => {
+                    wire::encode_broadcast(&self.uid, &self.nsp, packet, opts)
+                        .map(|payload| (self.channels.broadcast_channel(opts), payload))
+                }
+                wire::Outgoing::Join(opts, rooms) => Some((
+                    self.channels.request.clone(),
+                    wire::encode_rooms_request(&self.uid, wire::REMOTE_JOIN, opts, rooms),
+                )),
+                wire::Outgoing::Leave(opts, rooms) => Some((
+                    self.channels.request.clone(),
+                    wire::encode_rooms_request(&self.uid, wire::REMOTE_LEAVE, opts, rooms),
+                )),
+                wire::Outgoing::Disconnect(opts, close) => Some((
+                    self.channels.request.clone(),
+                    wire::encode_disconnect_request(&self.uid, opts, close),
+                )),
+            }
+        };
+        match encoded {
+            Some((channel, payload)) => self.publish(channel, payload),
+            None => tracing::error!("a broadcast packet could not be encoded for other nodes"),
+        }
+    }
+
+    fn publish(&self, channel: String, payload: Vec<u8>) {
+        match self.outbox.try_send(Publish { channel, payload }) {
+            Ok(()) => {
+                self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::counter!("chatgate_cluster_publish_dropped_total").increment(1);
+                // Log the first drop and then every 1000th, not each one.
+                if dropped == 1 || dropped.is_multiple_of(1000) {
+                    let why = match err {
+                        mpsc::error::TrySendError::Full(_) => "queue full",
+                        mpsc::error::TrySendError::Closed(_) => "publisher stopped",
+                    };
+                    tracing::warn!(dropped, why, "cross-node publish dropped");
+                }
+            }
+        }
+    }
+
+    /// Applies a message from the broadcast pattern.
+    fn on_broadcast(&self, payload: &[u8]) {
+        match wire::decode_broadcast(payload, &self.nsp) {
+            Some(incoming) if incoming.uid == self.uid => {}
+            Some(incoming) => {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                self.local.broadcast(&incoming.packet, &incoming.opts);
+            }
+            None => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("ignored a broadcast message that is not for this namespace");
+            }
+        }
+    }
+
+    /// Applies a message from the request channel.
+    fn on_request(&self, payload: &[u8]) {
+        let Some((uid, request)) = wire::decode_request(payload) else {
+            tracing::debug!("ignored a request chatgate does not serve");
+            return;
+        };
+        if uid != self.uid {
+            self.apply(request);
+        }
+    }
+
+    /// Applies a sharded message.
+    fn on_sharded(&self, payload: &[u8]) {
+        match wire::decode_sharded(payload, &self.nsp) {
+            Some((uid, _)) if uid == self.uid => {}
+            Some((_, wire::Sharded::Broadcast(packet, opts))) => {
+                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                self.local.broadcast(&packet, &opts);
+            }
+            Some((_, wire::Sharded::Request(request))) => self.apply(request),
+            None => tracing::debug!("ignored a sharded message chatgate does not serve"),
+        }
+    }
+
+    fn apply(&self, request: wire::Request) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        match request {
+            wire::Request::Join(opts, rooms) => self.local.sockets_join(&opts, &rooms),
+            wire::Request::Leave(opts, rooms) => self.local.sockets_leave(&opts, &rooms),
+            wire::Request::Disconnect(opts, close) => self.local.disconnect_sockets(&opts, close),
+        }
+    }
+
+    fn on_push(&self, push: PushInfo) -> bool {
+        let bytes = |v: Option<&Value>| match v {
+            Some(Value::BulkString(b)) => Some(b.clone()),
+            Some(Value::SimpleString(s)) => Some(s.clone().into_bytes()),
+            _ => None,
+        };
+        let (channel, payload) = match push.kind {
+            PushKind::PMessage => (bytes(push.data.get(1)), bytes(push.data.get(2))),
+            PushKind::Message | PushKind::SMessage => {
+                (bytes(push.data.first()), bytes(push.data.get(1)))
+            }
+            PushKind::Disconnection => return false,
+            _ => return true,
+        };
+        let (Some(channel), Some(payload)) = (channel, payload) else {
+            return true;
+        };
+        if push.kind == PushKind::SMessage {
+            self.on_sharded(&payload);
+        } else if channel == self.channels.request.as_bytes() {
+            self.on_request(&payload);
+        } else if channel.starts_with(self.channels.broadcast.as_bytes()) {
+            self.on_broadcast(&payload);
+        }
+        true
+    }
+}
+
+/// A Redis pub/sub [`Adapter`]: local delivery plus cross-node delivery in
+/// the `@socket.io/redis-adapter` format. Build it with
+/// [`ClusterAdapter::start`].
+pub struct ClusterAdapter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ClusterAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterAdapter")
+            .field("uid", &self.shared.uid)
+            .field("nsp", &self.shared.nsp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster settings cannot work (a bad URL).
+#[derive(Debug, thiserror::Error)]
+#[error("cluster pub/sub settings are unusable: {0}")]
+pub struct ClusterSetupError(String);
+
+impl ClusterAdapter {
+    /// An adapter for namespace `nsp` of node `uid` on the Redis of
+    /// `settings`: classic pub/sub on one Redis, sharded pub/sub on a Redis
+    /// Cluster. Starts its publisher and subscriber tasks (they connect in
+    /// the background and keep reconnecting). Must run in a Tokio runtime.
+    /// Fails only when the settings cannot work.
+    pub fn start(
+        settings: &RedisSettings,
+        uid: &str,
+        nsp: &str,
+        options: ClusterOptions,
+    ) -> Result<Arc<ClusterAdapter>, ClusterSetupError> {
+        if settings.tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let setup = |err: redis::RedisError| {
+            ClusterSetupError(format!("{} ({:?})", settings.redacted_url(), err.kind()))
+        };
+        let (outbox, inbox) = mpsc::channel(options.queue_capacity.max(1));
+        let stats = Arc::new(ClusterStats::default());
+        let shared = Arc::new(Shared {
+            local: LocalAdapter::new(),
+            uid: uid.to_owned(),
+            nsp: nsp.to_owned(),
+            channels: wire::Channels::new(&options.channel_prefix, nsp),
+            sharded: settings.cluster,
+            outbox,
+            stats: stats.clone(),
+        });
+        let (push_tx, push_rx) = mpsc::channel::<PushInfo>(16_384);
+        let push_stats = stats.clone();
+        let push_sender = move |push: PushInfo| {
+            if push_tx.try_send(push).is_err() {
+                let dropped = push_stats.received_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped == 1 || dropped.is_multiple_of(1000) {
+                    tracing::warn!(dropped, "cross-node message dropped: dispatcher behind");
+                }
+            }
+            Ok::<(), redis::aio::SendError>(())
+        };
+        let url = settings.url.expose().as_str();
+        let (publisher, subscriber) = if settings.cluster {
+            let builder = || {
+                ClusterClient::builder([url])
+                    .connection_timeout(Duration::from_secs(1))
+                    .response_timeout(Duration::from_secs(2))
+                    .retries(2)
+            };
+            let publisher = builder().build().map_err(setup)?;
+            let subscriber = builder()
+                .use_protocol(ProtocolVersion::RESP3)
+                .push_sender(push_sender)
+                .build()
+                .map_err(setup)?;
+            (
+                Source::Cluster(Box::new(publisher)),
+                Source::Cluster(Box::new(subscriber)),
+            )
+        } else {
+            let publisher_client = redis::Client::open(url).map_err(setup)?;
+            let info = publisher_client.get_connection_info().clone();
+            let resp3 = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            let subscriber_client =
+                redis::Client::open(info.set_redis_settings(resp3)).map_err(setup)?;
+            let base = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(2)))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            let publisher = ConnectionManager::new_lazy_with_config(publisher_client, base.clone())
+                .map_err(setup)?;
+            let config = base
+                .set_push_sender(push_sender)
+                .set_automatic_resubscription();
+            let subscriber = ConnectionManager::new_lazy_with_config(subscriber_client, config)
+                .map_err(setup)?;
+            (
+                Source::Single(Link::Single(publisher)),
+                Source::Single(Link::Single(subscriber)),
+            )
+        };
+        tokio::spawn(run_publisher(publisher, inbox, stats, settings.cluster));
+        let lost = Arc::new(AtomicBool::new(true));
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(run_dispatcher(
+            Arc::downgrade(&shared),
+            push_rx,
+            lost.clone(),
+            wake.clone(),
+        ));
+        tokio::spawn(run_watchdog(
+            Arc::downgrade(&shared),
+            subscriber,
+            lost,
+            wake,
+            options.watchdog_interval,
+        ));
+        tracing::info!(
+            uid,
+            nsp,
+            prefix = %options.channel_prefix,
+            sharded = settings.cluster,
+            "cross-node delivery through Redis pub/sub"
+        );
+        Ok(Arc::new(ClusterAdapter { shared }))
+    }
+
+    /// This node's counters.
+    pub fn stats(&self) -> &ClusterStats {
+        &self.shared.stats
+    }
+
+    /// Waits (up to `timeout`) until everything queued so far was published
+    /// or failed; for a clean exit. Returns whether it got there in time.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let stats = &self.shared.stats;
+        let target = stats.enqueued.load(Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let done = stats.published.load(Ordering::SeqCst) + stats.failed.load(Ordering::SeqCst);
+            if done >= target {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// An open connection: one Redis, or a Redis Cluster.
+#[derive(Clone)]
+enum Link {
+    /// One Redis (reconnects by itself).
+    Single(ConnectionManager),
+    /// A Redis Cluster (follows the cluster, re-subscribes by itself).
+    Cluster(ClusterConnection),
+}
+
+impl Link {
+    async fn exec(&mut self, pipe: &redis::Pipeline) -> RedisResult<()> {
+        match self {
+            Link::Single(c) => pipe.query_async(c).await,
+            Link::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
+
+    async fn ping(&mut self) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Link::Single(c) => ping.query_async::<Value>(c).await.map(drop),
+            Link::Cluster(c) => ping.query_async::<Value>(c).await.map(drop),
+        }
+    }
+
+    /// Subscribes to what this node listens to.
+    async fn subscribe(&mut self, channels: &wire::Channels) -> RedisResult<()> {
+        let pattern = format!("{}*", channels.broadcast);
+        match self {
+            Link::Single(c) => {
+                c.psubscribe(&pattern).await?;
+                c.subscribe(&channels.request).await
+            }
+            Link::Cluster(c) => {
+                // Nodes talk over the sharded channel; emitters (classic
+                // PUBLISH) are heard through the classic subscriptions.
+                c.ssubscribe(&channels.broadcast).await?;
+                c.psubscribe(&pattern).await?;
+                c.subscribe(&channels.request).await
+            }
+        }
+    }
+}
+
+/// Where a connection comes from.
+enum Source {
+    /// Already made (a lazy connection manager).
+    Single(Link),
+    /// Made on first use (a cluster connection must reach a node to start).
+    Cluster(Box<ClusterClient>),
+}
+
+impl Source {
+    /// The connection, opening it if needed.
+    async fn link(&self, cached: &mut Option<Link>) -> RedisResult<Link> {
+        if let Some(link) = cached {
+            return Ok(link.clone());
+        }
+        let link = match self {
+            Source::Single(link) => link.clone(),
+            Source::Cluster(client) => {
+                let open =
+                    tokio::time::timeout(Duration::from_secs(3), client.get_async_connection());
+                match open.await {
+                    Ok(connection) => Link::Cluster(connection?),
+                    Err(_) => {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "connecting to the Redis cluster timed out",
+                        )));
+                    }
+                }
+            }
+        };
+        *cached = Some(link.clone());
+        Ok(link)
+    }
+}
+
+/// Sends queued publishes, in order, in pipelines of up to 256
+/// (`SPUBLISH` on a cluster: one channel, so one slot).
+async fn run_publisher(
+    source: Source,
+    mut inbox: mpsc::Receiver<Publish>,
+    stats: Arc<ClusterStats>,
+    sharded: bool,
+) {
+    let command = if sharded { "SPUBLISH" } else { "PUBLISH" };
+    let mut cached = None;
+    let mut batch = Vec::with_capacity(256);
+    let mut failures: u64 = 0;
+    while inbox.recv_many(&mut batch, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        for message in &batch {
+            pipe.cmd(command)
+                .arg(&message.channel)
+                .arg(&message.payload)
+                .ignore();
+        }
+        let count = batch.len() as u64;
+        let sent = match source.link(&mut cached).await {
+            Ok(mut link) => link.exec(&pipe).await,
+            Err(err) => Err(err),
+        };
+        match sent {
+            Ok(()) => {
+                stats.published.fetch_add(count, Ordering::Relaxed);
+                metrics::counter!("chatgate_cluster_published_total").increment(count);
+                if failures > 0 {
+                    tracing::info!(
+                        failed_batches = failures,
+                        "cross-node publishing works again"
+                    );
+                    failures = 0;
+                }
+            }
+            Err(err) => {
+                stats.failed.fetch_add(count, Ordering::Relaxed);
+                stats.dropped.fetch_add(count, Ordering::Relaxed);
+                metrics::counter!("chatgate_cluster_publish_dropped_total").increment(count);
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(error = %err, dropped = count, "cross-node publish failed");
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Applies pushed messages; flags a lost connection for the watchdog.
+async fn run_dispatcher(
+    shared: std::sync::Weak<Shared>,
+    mut pushes: mpsc::Receiver<PushInfo>,
+    lost: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+) {
+    while let Some(push) = pushes.recv().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.on_push(push) {
+            lost.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        }
+    }
+}
+
+/// Subscribes, then pings every `interval`; subscribes again after any loss.
+async fn run_watchdog(
+    shared: std::sync::Weak<Shared>,
+    source: Source,
+    lost: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    interval: Duration,
+) {
+    let mut cached = None;
+    let mut failures: u32 = 0;
+    loop {
+        let Some(state) = shared.upgrade() else {
+            return;
+        };
+        let channels = state.channels.clone();
+        let stats = state.stats.clone();
+        drop(state);
+        let link = source.link(&mut cached).await;
+        if lost.load(Ordering::SeqCst) {
+            let subscribed = match link {
+                Ok(mut link) => link.subscribe(&channels).await,
+                Err(err) => Err(err),
+            };
+            match subscribed {
+                Ok(()) => {
+                    lost.store(false, Ordering::SeqCst);
+                    let n = stats.subscriptions.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n > 1 {
+                        tracing::info!("cross-node subscription restored");
+                    }
+                    failures = 0;
+                }
+                Err(err) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(error = %err, "cross-node subscription failed; retrying");
+                    }
+                }
+            }
+        } else {
+            let pinged = match link {
+                Ok(mut link) => link.ping().await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = pinged {
+                tracing::warn!(error = %err, "cross-node subscriber lost Redis; will re-subscribe");
+                lost.store(true, Ordering::SeqCst);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = wake.notified() => {}
+        }
+    }
+}
+
+impl Adapter for ClusterAdapter {
+    fn add_socket(&self, socket: &Socket) {
+        self.shared.local.add_socket(socket)
+    }
+
+    fn remove_socket(&self, socket: &Socket) {
+        self.shared.local.remove_socket(socket)
+    }
+
+    fn get_socket(&self, sid: &str) -> Option<Socket> {
+        self.shared.local.get_socket(sid)
+    }
+
+    fn socket_count(&self) -> usize {
+        self.shared.local.socket_count()
+    }
+
+    fn room_count(&self) -> usize {
+        self.shared.local.room_count()
+    }
+
+    fn join(&self, socket: &Socket, room: Room) {
+        self.shared.local.join(socket, room)
+    }
+
+    fn leave(&self, socket: &Socket, room: &Room) {
+        self.shared.local.leave(socket, room)
+    }
+
+    fn socket_rooms(&self, socket: &Socket) -> Vec<Room> {
+        self.shared.local.socket_rooms(socket)
+    }
+
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
+        self.shared.local.broadcast(packet, opts);
+        self.shared.send(wire::Outgoing::Broadcast(packet, opts));
+    }
+
+    fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        self.shared.local.sockets_join(opts, rooms);
+        self.shared.send(wire::Outgoing::Join(opts, rooms));
+    }
+
+    fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        self.shared.local.sockets_leave(opts, rooms);
+        self.shared.send(wire::Outgoing::Leave(opts, rooms));
+    }
+
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        self.shared.local.disconnect_sockets(opts, close);
+        self.shared.send(wire::Outgoing::Disconnect(opts, close));
+    }
+
+    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
+        self.shared.local.local_sockets(opts)
+    }
+}
+
+/// Announces the presence changes the Redis backend reports (see
+/// `RedisOptions::presence_changes`): users a sweep of a dead node took
+/// offline, users back online after a re-registration. Each goes through
+/// [`announce_presence`]. Ends when the sender is dropped.
+pub fn spawn_presence_announcer(
+    mut changes: mpsc::UnboundedReceiver<PresenceInfo>,
+    namespace: Namespace,
+    chat: ChatService,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(presence) = changes.recv().await {
+            announce_presence(&namespace, &chat, presence).await;
+        }
+    })
+}
+
+/// Emits `presence:update` with `presence` to the user's channels through
+/// `namespace` (so, with a [`ClusterAdapter`], on every node). For changes
+/// no local connect or disconnect handler announces: users swept off a dead
+/// node, removed at the end of a drain, or back after a re-registration.
+pub async fn announce_presence(namespace: &Namespace, chat: &ChatService, presence: PresenceInfo) {
+    let channels = match chat.user_channels(&presence.user_id).await {
+        Ok(channels) => channels,
+        Err(err) => {
+            tracing::warn!(user_id = presence.user_id, %err, "presence change not announced");
+            return;
+        }
+    };
+    let Some((first, rest)) = channels.split_first() else {
+        return;
+    };
+    let mut operator = namespace.to(first.as_str());
+    for channel in rest {
+        operator = operator.to(channel.as_str());
+    }
+    if let Err(err) = operator.emit(events::PRESENCE_UPDATE, &presence) {
+        tracing::error!(%err, "emit failed");
+    }
+}
