@@ -32,7 +32,6 @@
 //! dead node's connections; [`spawn_presence_announcer`] turns the users that
 //! sweep took offline into `presence:update` events.
 
-mod msgpack;
 mod wire;
 
 use std::sync::Arc;

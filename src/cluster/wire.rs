@@ -13,9 +13,8 @@
 use bytes::Bytes;
 use chatgate_engine::socketio_packet::{Packet, PacketType, write_header};
 use chatgate_engine::{BroadcastOptions, BroadcastPacket, Room};
+use rmpv::Value as Mp;
 use serde_json::{Map, Value, json};
-
-use super::msgpack::{Mp, decode, encode};
 
 /// `RequestType.REMOTE_JOIN` of the Node adapter.
 pub(crate) const REMOTE_JOIN: u64 = 2;
@@ -26,6 +25,69 @@ pub(crate) const REMOTE_DISCONNECT: u64 = 4;
 
 /// Most rooms accepted in one incoming selection (hostile-input bound).
 const MAX_ROOMS: usize = 10_000;
+
+/// Deepest nesting accepted in incoming msgpack (hostile-input bound): the
+/// outermost value is at depth 0, so 64 levels of arrays or maps may wrap
+/// a leaf.
+const MAX_DEPTH: usize = 64;
+
+/// The depth budget given to `rmpv`, which spends two units per array or
+/// map level and up to three on a leaf (string, binary, extension): enough
+/// for everything [`MAX_DEPTH`] allows, while bounding its recursion.
+/// [`well_formed`] then applies [`MAX_DEPTH`] exactly.
+const RMPV_DEPTH: usize = 2 * MAX_DEPTH + 3;
+
+/// Decodes one msgpack value that must span all of `payload`. `None` when
+/// malformed, nested deeper than [`MAX_DEPTH`] or holding a string that is
+/// not UTF-8. (`rmpv` checks every length against the input and never
+/// preallocates from one.)
+fn decode(payload: &[u8]) -> Option<Mp> {
+    let mut rest = payload;
+    let value = rmpv::decode::read_value_with_max_depth(&mut rest, RMPV_DEPTH).ok()?;
+    (rest.is_empty() && well_formed(&value, 0)).then_some(value)
+}
+
+/// Whether `value` (at `depth`) nests at most [`MAX_DEPTH`] deep and all its
+/// strings are UTF-8 (`rmpv` keeps invalid ones as bytes).
+fn well_formed(value: &Mp, depth: usize) -> bool {
+    depth <= MAX_DEPTH
+        && match value {
+            Mp::String(s) => s.is_str(),
+            Mp::Array(items) => items.iter().all(|v| well_formed(v, depth + 1)),
+            Mp::Map(entries) => entries
+                .iter()
+                .all(|(k, v)| well_formed(k, depth + 1) && well_formed(v, depth + 1)),
+            _ => true,
+        }
+}
+
+/// Encodes `value`; `None` only if writing fails, which a `Vec` never does.
+fn encode(value: &Mp) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    rmpv::encode::write_value(&mut out, value).ok()?;
+    Some(out)
+}
+
+/// The value under string key `key`, if `value` is a map holding it.
+fn get<'a>(value: &'a Mp, key: &str) -> Option<&'a Mp> {
+    value
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// The value as an unsigned integer, if it is a non-negative integer (or a
+/// float holding one: JavaScript numbers are floats).
+fn as_u64(value: &Mp) -> Option<u64> {
+    let whole = |f: f64| (f.fract() == 0.0 && (0.0..1.8e19).contains(&f)).then_some(f as u64);
+    match *value {
+        Mp::Integer(n) => n.as_u64(),
+        Mp::F32(f) => whole(f64::from(f)),
+        Mp::F64(f) => whole(f),
+        _ => None,
+    }
+}
 
 /// The channel names of one namespace.
 #[derive(Debug, Clone)]
@@ -55,11 +117,11 @@ impl Channels {
 }
 
 fn rooms_mp(rooms: &[Room]) -> Mp {
-    Mp::Array(rooms.iter().map(|r| Mp::Str(r.to_string())).collect())
+    Mp::Array(rooms.iter().map(|r| Mp::from(&**r)).collect())
 }
 
 fn key(name: &str) -> Mp {
-    Mp::Str(name.to_owned())
+    Mp::from(name)
 }
 
 /// Encodes a local broadcast for other nodes; `None` if the packet text
@@ -70,12 +132,8 @@ pub(crate) fn encode_broadcast(
     packet: &BroadcastPacket,
     opts: &BroadcastOptions,
 ) -> Option<Vec<u8>> {
-    let message = Mp::Array(vec![
-        Mp::Str(uid.to_owned()),
-        packet_mp(nsp, packet)?,
-        opts_mp(opts),
-    ]);
-    Some(encode(&message))
+    let message = Mp::Array(vec![Mp::from(uid), packet_mp(nsp, packet)?, opts_mp(opts)]);
+    encode(&message)
 }
 
 /// `{type: 2, data, nsp}` of a packet (binary attachments inlined as `bin`).
@@ -87,9 +145,9 @@ fn packet_mp(nsp: &str, packet: &BroadcastPacket) -> Option<Mp> {
         .as_ref()
         .map_or(Mp::Array(Vec::new()), |d| json_to_mp(d, &attachments));
     Some(Mp::Map(vec![
-        (key("type"), Mp::UInt(2)),
+        (key("type"), Mp::from(2_u64)),
         (key("data"), data),
-        (key("nsp"), Mp::Str(nsp.to_owned())),
+        (key("nsp"), Mp::from(nsp)),
     ]))
 }
 
@@ -106,17 +164,17 @@ fn opts_mp(opts: &BroadcastOptions) -> Mp {
 fn json_to_mp(value: &Value, attachments: &[&Bytes]) -> Mp {
     match value {
         Value::Null => Mp::Nil,
-        Value::Bool(b) => Mp::Bool(*b),
+        Value::Bool(b) => Mp::Boolean(*b),
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
-                Mp::UInt(u)
+                Mp::from(u)
             } else if let Some(i) = n.as_i64() {
-                Mp::Int(i)
+                Mp::from(i)
             } else {
-                Mp::Float(n.as_f64().unwrap_or(0.0))
+                Mp::F64(n.as_f64().unwrap_or(0.0))
             }
         }
-        Value::String(s) => Mp::Str(s.clone()),
+        Value::String(s) => Mp::from(s.as_str()),
         Value::Array(items) => {
             Mp::Array(items.iter().map(|v| json_to_mp(v, attachments)).collect())
         }
@@ -128,29 +186,40 @@ fn json_to_mp(value: &Value, attachments: &[&Bytes]) -> Mp {
                     .and_then(|n| usize::try_from(n).ok())
                     .and_then(|n| attachments.get(n))
             {
-                return Mp::Bin(bytes.to_vec());
+                return Mp::Binary(bytes.to_vec());
             }
             Mp::Map(
                 map.iter()
-                    .map(|(k, v)| (Mp::Str(k.clone()), json_to_mp(v, attachments)))
+                    .map(|(k, v)| (Mp::from(k.as_str()), json_to_mp(v, attachments)))
                     .collect(),
             )
         }
     }
 }
 
+/// A float as JSON (`null` for NaN and infinities, as `JSON.stringify`).
+fn float_json(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
 /// Msgpack to JSON; `bin` values become placeholders and attachments, as
-/// `socket.io-parser` deconstructs a packet. Extension values (`undefined`,
-/// dates) become `null`.
+/// `socket.io-parser` deconstructs a packet. `nil` (how `notepack.io` 3
+/// encodes `undefined`) and extension values (older `notepack.io`'s
+/// `undefined`, dates) become `null`.
 fn mp_to_json(value: Mp, attachments: &mut Vec<Bytes>) -> Value {
     match value {
         Mp::Nil | Mp::Ext(..) => Value::Null,
-        Mp::Bool(b) => Value::Bool(b),
-        Mp::Int(i) => json!(i),
-        Mp::UInt(u) => json!(u),
-        Mp::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
-        Mp::Str(s) => Value::String(s),
-        Mp::Bin(b) => {
+        Mp::Boolean(b) => Value::Bool(b),
+        Mp::Integer(n) => n
+            .as_u64()
+            .map(Value::from)
+            .or_else(|| n.as_i64().map(Value::from))
+            .unwrap_or(Value::Null),
+        Mp::F32(f) => float_json(f64::from(f)),
+        Mp::F64(f) => float_json(f),
+        // `decode` refused strings that are not UTF-8.
+        Mp::String(s) => s.into_str().map_or(Value::Null, Value::String),
+        Mp::Binary(b) => {
             let num = attachments.len();
             attachments.push(Bytes::from(b));
             json!({ "_placeholder": true, "num": num })
@@ -164,12 +233,9 @@ fn mp_to_json(value: Mp, attachments: &mut Vec<Bytes>) -> Value {
         Mp::Map(entries) => {
             let mut map = Map::new();
             for (k, v) in entries {
-                let k = match k {
-                    Mp::Str(s) => s,
-                    other => match mp_to_json(other, &mut Vec::new()) {
-                        Value::String(s) => s,
-                        v => v.to_string(),
-                    },
+                let k = match mp_to_json(k, &mut Vec::new()) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
                 };
                 map.insert(k, mp_to_json(v, attachments));
             }
@@ -192,10 +258,10 @@ pub(crate) struct IncomingBroadcast {
 /// A room name from the wire: strings, and numbers (Node allows numeric rooms).
 fn room_of(value: &Mp) -> Option<Room> {
     match value {
-        Mp::Str(s) => Some(Room::from(s.as_str())),
-        Mp::UInt(n) => Some(Room::from(n.to_string())),
-        Mp::Int(n) => Some(Room::from(n.to_string())),
-        Mp::Float(f) => Some(Room::from(f.to_string())),
+        Mp::String(s) => s.as_str().map(Room::from),
+        Mp::Integer(n) => Some(Room::from(n.to_string())),
+        Mp::F32(f) => Some(Room::from(f64::from(*f).to_string())),
+        Mp::F64(f) => Some(Room::from(f.to_string())),
         _ => None,
     }
 }
@@ -212,12 +278,12 @@ fn rooms_of(value: Option<&Mp>) -> Option<Vec<Room>> {
 /// else: malformed input, other namespaces, packets that are not events,
 /// and broadcasts flagged `local`.
 pub(crate) fn decode_broadcast(payload: &[u8], nsp: &str) -> Option<IncomingBroadcast> {
-    let Mp::Array(parts) = decode(payload).ok()? else {
+    let Mp::Array(parts) = decode(payload)? else {
         return None;
     };
     let mut parts = parts.into_iter();
     let uid = match parts.next()? {
-        Mp::Str(s) => s,
+        Mp::String(s) => s.into_str().unwrap_or_default(),
         _ => String::new(),
     };
     let packet = parts.next()?;
@@ -232,39 +298,32 @@ pub(crate) fn decode_broadcast(payload: &[u8], nsp: &str) -> Option<IncomingBroa
 /// The selection of `{rooms, except, flags}`; `None` when malformed or
 /// flagged `local`.
 fn options_of(opts: &Mp) -> Option<BroadcastOptions> {
-    if opts
-        .get("flags")
-        .and_then(|f| f.get("local"))
-        .is_some_and(|l| *l == Mp::Bool(true))
+    if get(opts, "flags")
+        .and_then(|f| get(f, "local"))
+        .is_some_and(|l| *l == Mp::Boolean(true))
     {
         return None;
     }
     Some(BroadcastOptions {
-        rooms: rooms_of(opts.get("rooms"))?,
-        except: rooms_of(opts.get("except"))?,
+        rooms: rooms_of(get(opts, "rooms"))?,
+        except: rooms_of(get(opts, "except"))?,
     })
 }
 
 /// The packet of `{type, data, nsp}`: events of namespace `nsp` only.
 fn packet_of(packet: Mp, nsp: &str) -> Option<BroadcastPacket> {
-    let packet_nsp = packet.get("nsp").and_then(Mp::as_str).unwrap_or("/");
+    let packet_nsp = get(&packet, "nsp").and_then(Mp::as_str).unwrap_or("/");
     if packet_nsp != nsp {
         return None;
     }
-    let kind = packet.get("type").and_then(Mp::as_u64)?;
+    let kind = get(&packet, "type").and_then(as_u64)?;
     if kind != 2 && kind != 5 {
         return None;
     }
-    let data = match packet {
-        Mp::Map(entries) => entries
-            .into_iter()
-            .find(|(k, _)| k.as_str() == Some("data"))
-            .map(|(_, v)| v)?,
-        _ => return None,
-    };
+    let data = take(packet, "data")?;
     // An event is an array whose first element is the event name.
     match &data {
-        Mp::Array(items) if matches!(items.first(), Some(Mp::Str(_))) => {}
+        Mp::Array(items) if matches!(items.first(), Some(Mp::String(_))) => {}
         _ => return None,
     }
     let mut attachments = Vec::new();
@@ -438,16 +497,16 @@ pub(crate) fn encode_sharded(uid: &str, nsp: &str, message: Outgoing<'_>) -> Opt
             SHARDED_DISCONNECT,
             Mp::Map(vec![
                 (key("opts"), selection_mp(opts)),
-                (key("close"), Mp::Bool(close)),
+                (key("close"), Mp::Boolean(close)),
             ]),
         ),
     };
-    Some(encode(&Mp::Map(vec![
-        (key("uid"), Mp::Str(uid.to_owned())),
-        (key("nsp"), Mp::Str(nsp.to_owned())),
-        (key("type"), Mp::UInt(kind)),
+    encode(&Mp::Map(vec![
+        (key("uid"), Mp::from(uid)),
+        (key("nsp"), Mp::from(nsp)),
+        (key("type"), Mp::from(kind)),
         (key("data"), data),
-    ])))
+    ]))
 }
 
 /// A sharded message received.
@@ -478,44 +537,43 @@ pub(crate) fn decode_sharded(payload: &[u8], nsp: &str) -> Option<(String, Shard
         let value: Value = serde_json::from_slice(payload).ok()?;
         json_to_mp(&value, &[])
     } else {
-        decode(payload).ok()?
+        decode(payload)?
     };
-    if message.get("nsp").and_then(Mp::as_str) != Some(nsp) {
+    if get(&message, "nsp").and_then(Mp::as_str) != Some(nsp) {
         return None;
     }
-    let uid = message
-        .get("uid")
+    let uid = get(&message, "uid")
         .and_then(Mp::as_str)
         .unwrap_or_default()
         .to_owned();
-    let kind = message.get("type").and_then(Mp::as_u64)?;
+    let kind = get(&message, "type").and_then(as_u64)?;
     let data = take(message, "data")?;
     let selection = |data: &Mp| -> Option<BroadcastOptions> {
-        let opts = data.get("opts")?;
+        let opts = get(data, "opts")?;
         Some(BroadcastOptions {
-            rooms: rooms_of(opts.get("rooms"))?,
-            except: rooms_of(opts.get("except"))?,
+            rooms: rooms_of(get(opts, "rooms"))?,
+            except: rooms_of(get(opts, "except"))?,
         })
     };
     let decoded = match kind {
         SHARDED_BROADCAST => {
-            if data.get("requestId").is_some() {
+            if get(&data, "requestId").is_some() {
                 return None;
             }
-            let opts = options_of(data.get("opts")?)?;
+            let opts = options_of(get(&data, "opts")?)?;
             Sharded::Broadcast(packet_of(take(data, "packet")?, nsp)?, opts)
         }
         SHARDED_JOIN => Sharded::Request(Request::Join(
             selection(&data)?,
-            rooms_of(data.get("rooms"))?,
+            rooms_of(get(&data, "rooms"))?,
         )),
         SHARDED_LEAVE => Sharded::Request(Request::Leave(
             selection(&data)?,
-            rooms_of(data.get("rooms"))?,
+            rooms_of(get(&data, "rooms"))?,
         )),
         SHARDED_DISCONNECT => Sharded::Request(Request::Disconnect(
             selection(&data)?,
-            data.get("close") == Some(&Mp::Bool(true)),
+            get(&data, "close") == Some(&Mp::Boolean(true)),
         )),
         _ => return None,
     };
@@ -612,6 +670,114 @@ mod tests {
         ));
         assert!(decode_sharded(json, "/other").is_none());
         assert!(decode_sharded(br#"{"uid":"x","nsp":"/","type":2}"#, "/").is_none());
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// `notepack.io` 3.0.1 (the Node adapter's encoder) of
+    /// `["node-a", {type: 2, data: ["message:new", {id: 1, text: "hi"}],
+    /// nsp: "/"}, {rooms: ["general"], except: ["sid1"], flags: {}}]`.
+    const NOTEPACK_BROADCAST: &str = "93a66e6f64652d6183a47479706502a46461746192ab6d6573736167653a6e657782a2696401a474657874a26869a36e7370a12f83a5726f6f6d7391a767656e6572616ca665786365707491a473696431a5666c61677380";
+
+    #[test]
+    fn encodes_broadcasts_byte_for_byte_as_notepack() {
+        let packet =
+            BroadcastPacket::from_parts(r#"2["message:new",{"id":1,"text":"hi"}]"#, vec![]);
+        let o = opts(&["general"], &["sid1"]);
+        let bytes = encode_broadcast("node-a", "/", &packet, &o).expect("encodes");
+        assert_eq!(bytes, hex(NOTEPACK_BROADCAST));
+        let incoming = decode_broadcast(&bytes, "/").expect("decodes");
+        assert_eq!(incoming.packet.text(), packet.text());
+    }
+
+    #[test]
+    fn decodes_every_notepack_value_type() {
+        // notepack.io 3.0.1 of `["emitter", {type: 2, data: ["ev", "x" * 40,
+        // -5, -300, 70000, 1.5, Buffer [1, 2, 3], null, true, undefined],
+        // nsp: "/"}, {rooms: [], except: [], flags: {}}]`.
+        let notepack = "93a7656d697474657283a47479706502a4646174619aa26576d92878787878787878787878787878787878787878787878787878787878787878787878787878787878fbd1fed4ce00011170cb3ff8000000000000c403010203c0c3c0a36e7370a12f83a5726f6f6d7390a665786365707490a5666c61677380";
+        let incoming = decode_broadcast(&hex(notepack), "/").expect("decodes");
+        assert_eq!(incoming.uid, "emitter");
+        assert_eq!(incoming.opts, opts(&[], &[]));
+        let x = "x".repeat(40);
+        assert_eq!(
+            incoming.packet.text(),
+            format!(
+                r#"51-["ev","{x}",-5,-300,70000,1.5,{{"_placeholder":true,"num":0}},null,true,null]"#
+            )
+        );
+        let attachments: Vec<&Bytes> = incoming.packet.attachments().collect();
+        assert_eq!(attachments, [&Bytes::from_static(&[1, 2, 3])]);
+
+        // Extension values (older notepack's `undefined` as fixext 1 type 0,
+        // a timestamp) become null; the last `undefined` above swapped for
+        // both (array of 11).
+        let with_ext = notepack
+            .replace("9aa26576", "9ba26576")
+            .replace("c3c0a36e", "c3d40000d6ff00000000a36e");
+        let incoming = decode_broadcast(&hex(&with_ext), "/").expect("decodes");
+        assert!(
+            incoming.packet.text().ends_with(",true,null,null]"),
+            "{}",
+            incoming.packet.text()
+        );
+    }
+
+    #[test]
+    fn numeric_rooms_and_float_types() {
+        let message = Mp::Array(vec![
+            Mp::from("n"),
+            Mp::Map(vec![
+                (key("type"), Mp::F64(2.0)),
+                (key("data"), Mp::Array(vec![Mp::from("ev"), Mp::F32(0.5)])),
+            ]),
+            Mp::Map(vec![(
+                key("rooms"),
+                Mp::Array(vec![Mp::from(7_u64), Mp::from(-2_i64), Mp::F64(1.5)]),
+            )]),
+        ]);
+        let bytes = encode(&message).expect("encodes");
+        let incoming = decode_broadcast(&bytes, "/").expect("decodes");
+        assert_eq!(incoming.opts, opts(&["7", "-2", "1.5"], &[]));
+        assert_eq!(incoming.packet.text(), r#"2["ev",0.5]"#);
+    }
+
+    #[test]
+    fn refuses_hostile_input() {
+        // Lengths beyond the input: array, string, map, binary, extension.
+        assert!(decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_none());
+        assert!(decode(&[0xdb, 0xff, 0xff, 0xff, 0xff]).is_none());
+        assert!(decode(&[0xdf, 0xff, 0xff, 0xff, 0xff]).is_none());
+        assert!(decode(&[0xc6, 0xff, 0xff, 0xff, 0xff]).is_none());
+        assert!(decode(&[0xc9, 0xff, 0xff, 0xff, 0xff, 0x00]).is_none());
+        // Trailing bytes, empty input, strings that are not UTF-8.
+        assert!(decode(&[0x01, 0x02]).is_none());
+        assert!(decode(&[]).is_none());
+        assert!(decode(&[0x91, 0xa1, 0xff]).is_none());
+        assert!(decode(&[0x81, 0xa1, 0xff, 0x01]).is_none());
+        // Nesting: 64 levels may wrap a leaf of any kind, 65 may not.
+        let nested = |levels: usize, leaf: &[u8]| [vec![0x91; levels], leaf.to_vec()].concat();
+        for leaf in [
+            &[0x01][..],
+            &[0xa1, b'x'],
+            &[0xc4, 1, 9],
+            &[0xd4, 0, 0],
+            &[0x90],
+        ] {
+            assert!(decode(&nested(64, leaf)).is_some(), "{leaf:?}");
+            assert!(decode(&nested(65, leaf)).is_none(), "{leaf:?}");
+        }
+        assert!(decode(&[0x91; 200]).is_none());
+        assert!(decode(&[0x81, 0x01, 0x91].repeat(100)).is_none());
+        // Not broadcasts (0xc1, reserved, decodes as nil).
+        assert!(decode_broadcast(&[0xc1], "/").is_none());
+        assert!(decode_broadcast(&[0x93, 0xc0, 0xc0, 0xc0], "/").is_none());
+        assert!(decode_sharded(&[0x91; 200], "/").is_none());
     }
 
     #[test]

@@ -111,19 +111,7 @@ impl ChatService {
         channel_id: &str,
     ) -> GatewayResult<(Vec<String>, Vec<PresenceInfo>)> {
         validate::channel_id(channel_id)?;
-        let members = self
-            .backends
-            .channels
-            .members(channel_id)
-            .await
-            .map_err(backend_failure)?;
-        let online = self
-            .backends
-            .presence
-            .online_among(&members)
-            .await
-            .map_err(backend_failure)?;
-        Ok((members, online))
+        self.members_and_online(channel_id).await
     }
 
     /// Every online user, cluster-wide.

@@ -245,21 +245,8 @@ impl ChatService {
                 ));
             }
         };
-        let members = self
-            .backends
-            .channels
-            .members(&channel_id)
-            .await
-            .map_err(backend_failure)?;
-        let online = self
-            .backends
-            .presence
-            .online_among(&members)
-            .await
-            .map_err(backend_failure)?
-            .into_iter()
-            .map(|p| p.user_id)
-            .collect();
+        let (members, online) = self.members_and_online(&channel_id).await?;
+        let online = online.into_iter().map(|p| p.user_id).collect();
         Ok(Joined {
             channel_id,
             newly_joined,
@@ -388,17 +375,7 @@ impl ChatService {
             Some(channel_id) => {
                 validate::channel_id(&channel_id)?;
                 self.require_member(user_id, &channel_id).await?;
-                let members = self
-                    .backends
-                    .channels
-                    .members(&channel_id)
-                    .await
-                    .map_err(backend_failure)?;
-                self.backends
-                    .presence
-                    .online_among(&members)
-                    .await
-                    .map_err(backend_failure)
+                Ok(self.members_and_online(&channel_id).await?.1)
             }
         }
     }
@@ -465,6 +442,26 @@ impl ChatService {
             .user_channels(user_id)
             .await
             .map_err(backend_failure)
+    }
+
+    /// The members of a channel (sorted) and the presence of those online.
+    async fn members_and_online(
+        &self,
+        channel_id: &str,
+    ) -> GatewayResult<(Vec<String>, Vec<PresenceInfo>)> {
+        let members = self
+            .backends
+            .channels
+            .members(channel_id)
+            .await
+            .map_err(backend_failure)?;
+        let online = self
+            .backends
+            .presence
+            .online_among(&members)
+            .await
+            .map_err(backend_failure)?;
+        Ok((members, online))
     }
 
     async fn require_member(&self, user_id: &str, channel_id: &str) -> GatewayResult<()> {
