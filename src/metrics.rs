@@ -191,6 +191,32 @@ pub const METRICS: &[MetricInfo] = &[
         &[],
         "Messages published into channels through the server API",
     ),
+    // Deliveries (chatgate-engine).
+    metric(
+        "chatgate_engine_broadcast_deliveries_total",
+        Kind::Counter,
+        &[],
+        "Packets of broadcasts (messages, presence, typing, membership events) queued to recipient connections",
+    ),
+    metric(
+        "chatgate_engine_delivery_latency_seconds",
+        Kind::Histogram,
+        &[],
+        "Seconds a batch of packets waited in its connection's outbound queue before a writer took it",
+    ),
+    // Redis backend.
+    metric(
+        "chatgate_redis_request_duration_seconds",
+        Kind::Histogram,
+        &[],
+        "Round-trip seconds of each request to Redis (a pipeline is one request)",
+    ),
+    metric(
+        "chatgate_redis_request_errors_total",
+        Kind::Counter,
+        &[],
+        "Requests to Redis that failed (I/O, timeout, error reply)",
+    ),
     // Cluster (src/cluster): cross-node pub/sub through Redis.
     metric(
         "chatgate_cluster_published_total",

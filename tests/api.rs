@@ -577,10 +577,13 @@ async fn metrics_are_served_in_prometheus_text_format() {
     let server = start(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
-    assert_eq!(
-        ack(&alice, "channel:join", json!("general")).await["status"],
-        "ok"
-    );
+    let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
+    for client in [&alice, &bob] {
+        assert_eq!(
+            ack(client, "channel:join", json!("general")).await["status"],
+            "ok"
+        );
+    }
     let sent = ack(
         &alice,
         "message:send",
@@ -588,6 +591,8 @@ async fn metrics_are_served_in_prometheus_text_format() {
     )
     .await;
     assert_eq!(sent["status"], "ok");
+    // A delivery happened: deliveries and their queue latency are recorded.
+    bob.next_event("message:new").await;
     let refused = ack(&alice, "channel:leave", json!("elsewhere")).await;
     assert_eq!(refused["code"], "NOT_IN_CHANNEL");
     ok(&server, "GET", "/api/v1/online-users", None).await;
@@ -613,6 +618,9 @@ async fn metrics_are_served_in_prometheus_text_format() {
         "chatgate_events_total{event=\"channel:leave\",outcome=\"NOT_IN_CHANNEL\"}",
         "chatgate_handshakes_refused_total{code=\"UNAUTHORIZED\"}",
         "# TYPE chatgate_messages_total counter",
+        "# TYPE chatgate_engine_broadcast_deliveries_total counter",
+        "# TYPE chatgate_engine_delivery_latency_seconds histogram",
+        "chatgate_engine_delivery_latency_seconds_count",
         "# TYPE chatgate_engine_connections gauge",
         "chatgate_engine_connections_opened_total",
         "# TYPE chatgate_users_online gauge",

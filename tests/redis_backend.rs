@@ -907,4 +907,16 @@ async fn two_chatgate_servers_on_one_redis_agree() {
         ["alice", "bob"],
         "{online}"
     );
+
+    // Every request to Redis was timed for /metrics.
+    let metrics = http_get(a2.addr(), "/metrics", &[]).await.text();
+    for expected in [
+        "# TYPE chatgate_redis_request_duration_seconds histogram",
+        "chatgate_redis_request_duration_seconds_count",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in:\n{metrics}"
+        );
+    }
 }

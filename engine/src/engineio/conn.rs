@@ -71,6 +71,9 @@ pub(crate) enum WriteBatch {
 
 struct State {
     queue: VecDeque<Frame>,
+    /// When the oldest frame still queued was queued: the delivery latency
+    /// histogram measures from here to the moment a writer takes the batch.
+    queued_since: Option<Instant>,
     transport: Transport,
     upgrading: bool,
     poll_pending: bool,
@@ -81,6 +84,18 @@ struct State {
     /// Next ping (or the pong deadline while `awaiting_pong`).
     next_timer: Instant,
     connect_deadline: Option<Instant>,
+}
+
+/// Metric: seconds a batch of packets waited in its connection's queue
+/// before a writer took it (the server's share of delivery latency).
+const DELIVERY_LATENCY_METRIC: &str = "chatgate_engine_delivery_latency_seconds";
+
+/// Takes the whole queue for one write, recording how long it waited.
+fn take_batch(st: &mut State) -> VecDeque<Frame> {
+    if let Some(since) = st.queued_since.take() {
+        metrics::histogram!(DELIVERY_LATENCY_METRIC).record(since.elapsed().as_secs_f64());
+    }
+    std::mem::take(&mut st.queue)
 }
 
 /// An Engine.IO session.
@@ -115,6 +130,7 @@ impl EngineConn {
         Arc::new(EngineConn {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                queued_since: None,
                 transport,
                 upgrading: false,
                 poll_pending: false,
@@ -176,6 +192,9 @@ impl EngineConn {
                 self.close(DisconnectReason::SlowConsumer, CloseKind::Abort);
                 return Err(EmitError::QueueFull);
             }
+            if st.queue.is_empty() {
+                st.queued_since = Some(Instant::now());
+            }
             st.queue.extend(frames.iter().cloned());
         }
         self.data_notify.notify_one();
@@ -188,6 +207,9 @@ impl EngineConn {
             let mut st = self.state.lock();
             if st.closing.is_some() {
                 return;
+            }
+            if st.queue.is_empty() {
+                st.queued_since = Some(Instant::now());
             }
             st.queue.push_back(frame);
         }
@@ -256,7 +278,7 @@ impl EngineConn {
                     }
                     Some(_) => return WriteBatch::Stop,
                     None if !st.queue.is_empty() => {
-                        return WriteBatch::Frames(std::mem::take(&mut st.queue));
+                        return WriteBatch::Frames(take_batch(&mut st));
                     }
                     None => {}
                 }
@@ -305,6 +327,9 @@ impl EngineConn {
             }
             st.awaiting_pong = true;
             st.next_timer = now + self.shared.config.ping_timeout;
+            if st.queue.is_empty() {
+                st.queued_since = Some(now);
+            }
             st.queue.push_back(Frame::Text(Utf8Bytes::from_static("2")));
             drop(st);
             self.data_notify.notify_one();
@@ -366,7 +391,7 @@ impl EngineConn {
                         // socket.io-client handles a close packet at once but
                         // packets decoded with it a tick later, so a batched
                         // `41` + `1` would be reported as "transport close".
-                        return PollOutcome::Frames(std::mem::take(&mut st.queue));
+                        return PollOutcome::Frames(take_batch(&mut st));
                     }
                     Some((_, CloseKind::Graceful(_))) => {
                         st.close_delivered = true;
@@ -384,7 +409,7 @@ impl EngineConn {
                     return PollOutcome::Noop;
                 }
                 if !st.queue.is_empty() {
-                    return PollOutcome::Frames(std::mem::take(&mut st.queue));
+                    return PollOutcome::Frames(take_batch(&mut st));
                 }
                 if st.upgrading {
                     return PollOutcome::Noop;

@@ -268,9 +268,13 @@ impl Adapter for LocalAdapter {
     fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
         // Sends only push shared frames into per-connection queues; a full
         // queue closes that connection (never silently skipped).
+        let mut delivered = 0u64;
         self.state.read().for_each(opts, |s| {
-            let _ = s.send_frames(&packet.frames);
+            if s.send_frames(&packet.frames).is_ok() {
+                delivered += 1;
+            }
         });
+        metrics::counter!("chatgate_engine_broadcast_deliveries_total").increment(delivered);
     }
 
     fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]) {

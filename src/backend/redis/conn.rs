@@ -48,13 +48,32 @@ enum LinkKind {
     Cluster(ClusterConnection),
 }
 
+/// Metric: seconds each request to Redis took (a pipeline is one request).
+const REQUEST_DURATION_METRIC: &str = "chatgate_redis_request_duration_seconds";
+
+/// Metric: requests to Redis that failed (I/O, timeout, or an error reply).
+const REQUEST_ERRORS_METRIC: &str = "chatgate_redis_request_errors_total";
+
+/// Runs one request, recording its round-trip time and whether it failed.
+fn timed<'a, T: Send + 'a>(request: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        let started = std::time::Instant::now();
+        let result = request.await;
+        metrics::histogram!(REQUEST_DURATION_METRIC).record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!(REQUEST_ERRORS_METRIC).increment(1);
+        }
+        result
+    })
+}
+
 impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match &mut self.kind {
+        timed(match &mut self.kind {
             LinkKind::Single(conn) => conn.req_packed_command(cmd),
             LinkKind::Cluster(conn) => conn.req_packed_command(cmd),
-        }
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -64,10 +83,10 @@ impl ConnectionLike for Link {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match &mut self.kind {
+        timed(match &mut self.kind {
             LinkKind::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             LinkKind::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
+        })
     }
 
     fn get_db(&self) -> i64 {
