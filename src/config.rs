@@ -52,6 +52,10 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     /// Per-user, per-event rate limits (`RATE_LIMITS`).
     pub rate_limits: RateLimits,
+    /// With Redis unreachable, let events through without a rate limit
+    /// (`RATE_LIMIT_FAIL_OPEN`); default false: they answer
+    /// `SERVICE_UNAVAILABLE`. The in-memory limiter cannot fail.
+    pub rate_limit_fail_open: bool,
     /// Longest message text, in characters (`MAX_MESSAGE_LENGTH`); default 4000.
     pub max_message_length: usize,
     /// Largest Engine.IO packet, in bytes (`MAX_PAYLOAD_BYTES`, Engine.IO
@@ -214,6 +218,7 @@ impl Default for Config {
             auth: AuthConfig::Dev,
             redis: None,
             rate_limits: RateLimits::default(),
+            rate_limit_fail_open: false,
             max_message_length: 4000,
             max_payload_bytes: 100_000,
             max_connections_per_user: 20,
@@ -405,6 +410,7 @@ impl Config {
         let node_timeout = src.parse("node-timeout-ms", p, parse_millis);
         let log_format = src.parse("log-format", p, str::parse::<LogFormat>);
         let websocket_only = src.parse("websocket-only", p, parse_bool);
+        let rate_limit_fail_open = src.parse("rate-limit-fail-open", p, parse_bool);
         let api_key = src.explicit("api-key").and_then(|value| {
             if value.text.trim().is_empty() {
                 p.push(format!("{}: must not be empty", src.label("api-key")));
@@ -449,6 +455,7 @@ impl Config {
             auth: auth.unwrap_or(defaults.auth),
             redis,
             rate_limits: rate_limits.unwrap_or(defaults.rate_limits),
+            rate_limit_fail_open: rate_limit_fail_open.unwrap_or(defaults.rate_limit_fail_open),
             max_message_length: max_message_length.unwrap_or(defaults.max_message_length),
             max_payload_bytes: max_payload_bytes.unwrap_or(defaults.max_payload_bytes),
             max_connections_per_user: max_connections_per_user

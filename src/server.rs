@@ -47,6 +47,7 @@ fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option
             let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
             let options = RedisOptions::new(node_id)
                 .with_node_timeout(config.node_timeout)
+                .with_rate_limit_fail_open(config.rate_limit_fail_open)
                 .with_presence_changes(changes_tx);
             let backend =
                 RedisBackend::connect(settings, options).map_err(|e| invalid(e.to_string()))?;

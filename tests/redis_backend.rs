@@ -420,6 +420,33 @@ async fn unreachable_at_startup_then_serves_once_redis_is_up() {
     assert_eq!(backend.live_connections(), 1);
 }
 
+/// `RATE_LIMIT_FAIL_OPEN`: with Redis unreachable, rate-limit checks answer
+/// `Unavailable` (fail closed, the default) or let the event through.
+#[tokio::test]
+async fn rate_limits_fail_closed_or_open_while_redis_is_unreachable() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let quota = RateQuota {
+        count: 1,
+        period: Duration::from_secs(60),
+    };
+    let closed = connect(&url, &unique_prefix("closed"), options("n1")).into_backends();
+    for _ in 0..2 {
+        let check = closed.rate_limits.check("alice", "typing", quota).await;
+        assert!(is_unavailable(&check), "{check:?}");
+    }
+    let open = connect(
+        &url,
+        &unique_prefix("open"),
+        options("n2").with_rate_limit_fail_open(true),
+    )
+    .into_backends();
+    // Over the quota of 1, and still allowed: nothing can count while Redis is gone.
+    for _ in 0..2 {
+        let check = open.rate_limits.check("alice", "typing", quota).await;
+        assert!(matches!(check, Ok(None)), "{check:?}");
+    }
+}
+
 #[tokio::test]
 async fn redis_killed_and_restarted_empty_presence_is_reregistered() {
     let mut redis = RedisProc::start(None, &[]).await;

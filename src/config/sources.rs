@@ -241,6 +241,15 @@ pub(super) const SPECS: &[Spec] = &[
         "Per-user rate limits, event=count/period (60/min, 10/s, 5/30s); `default` is every \
          other event; events not listed keep these defaults",
     ),
+    switch(spec(
+        "rate-limit-fail-open",
+        "RATE_LIMIT_FAIL_OPEN",
+        "BOOL",
+        Some("false"),
+        LIMITS,
+        "When Redis cannot be reached, let events through unlimited (true) instead of \
+         answering SERVICE_UNAVAILABLE (false)",
+    )),
     spec(
         "max-message-length",
         "MAX_MESSAGE_LENGTH",

@@ -126,6 +126,7 @@ fn env_names() {
             ("SHUTDOWN_TIMEOUT_MS", "4000"),
             ("LOG_FORMAT", "json"),
             ("WEBSOCKET_ONLY", "true"),
+            ("RATE_LIMIT_FAIL_OPEN", "true"),
             ("REDIS_URL", "redis://cache:6379/1"),
             ("REDIS_KEY_PREFIX", "test"),
         ],
@@ -155,6 +156,7 @@ fn env_names() {
     assert_eq!(config.shutdown_timeout, Duration::from_millis(4000));
     assert_eq!(config.log_format, LogFormat::Json);
     assert!(config.websocket_only);
+    assert!(config.rate_limit_fail_open);
     let redis = config.redis.expect("redis");
     assert_eq!(redis.url.expose(), "redis://cache:6379/1");
     assert_eq!(redis.key_prefix, "test");
