@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use chatgate::api::v1::ROUTES;
 use chatgate::config::{AuthConfig, Config, JwtSettings, Secret};
-use chatgate::server::{RunningServer, Server};
+use chatgate::server::RunningServer;
 use serde_json::{Value, json};
-use support::{ConnectOptions, HttpResponse, NodeBridge, SioClient, default_timeout, http_request};
+use support::chat::{ack, as_user, next_one, spawn_chatgate};
+use support::{ConnectOptions, HttpResponse, NodeBridge, default_timeout, http_request};
 
 /// The API key of the test servers.
 const KEY: &str = "test-api-key-0123456789abcdef";
@@ -23,23 +24,11 @@ const QUIET: Duration = Duration::from_millis(300);
 /// A chatgate server on a random loopback port with the API key set,
 /// configured further by `tweak`.
 async fn start(tweak: impl FnOnce(&mut Config)) -> RunningServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let mut config = Config {
-        api_key: Some(Secret::new(KEY.to_owned())),
-        ..Config::default()
-    };
-    config.bind = listener
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"));
-    tweak(&mut config);
-    let (server, _task) = Server::spawn(config, listener).unwrap_or_else(|e| panic!("spawn: {e}"));
-    server
-}
-
-fn as_user(user: &str) -> ConnectOptions {
-    ConnectOptions::websocket().with_auth(json!({ "userId": user }))
+    spawn_chatgate(|config| {
+        config.api_key = Some(Secret::new(KEY.to_owned()));
+        tweak(config);
+    })
+    .await
 }
 
 /// One API call with `key` (none when `None`); the body is sent as JSON.
@@ -101,19 +90,6 @@ fn assert_failure(status: u16, reply: &Value, expected_status: u16, code: &str) 
         reply["message"].as_str().is_some_and(|m| !m.is_empty()),
         "a failure has a human message: {reply}"
     );
-}
-
-/// The single argument of an ack.
-async fn ack(client: &SioClient, event: &str, payload: Value) -> Value {
-    let mut reply = client.emit_with_ack(event, vec![payload]).await;
-    assert_eq!(reply.len(), 1, "{reply:?}");
-    reply.remove(0)
-}
-
-async fn next_one(client: &SioClient, event: &str) -> Value {
-    let mut args = client.next_event(event).await;
-    assert_eq!(args.len(), 1, "{event} carries one object: {args:?}");
-    args.remove(0)
 }
 
 /// Calls `check` until it returns true, within the harness deadline.

@@ -12,20 +12,8 @@ use serde_json::{Value, json};
 use cluster_support::{
     API_KEY, Balancer, Node, OfflineWatch, PersistentRedis, RedisCluster, eventually,
 };
+use support::chat::{ack, as_user};
 use support::{ConnectOptions, NodeBridge, RedisServer, SioClient, default_timeout, http_post};
-
-fn as_user(user: &str) -> ConnectOptions {
-    ConnectOptions::websocket().with_auth(json!({ "userId": user }))
-}
-
-async fn ack(client: &SioClient, event: &str, payload: Value) -> Value {
-    client
-        .emit_with_ack(event, vec![payload])
-        .await
-        .into_iter()
-        .next()
-        .expect("an ack argument")
-}
 
 async fn join(client: &SioClient, channel: &str) {
     let reply = ack(client, "channel:join", json!({ "channelId": channel })).await;

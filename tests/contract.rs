@@ -7,77 +7,13 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chatgate::config::{AuthConfig, Config, JwtSettings, RateLimits};
-use chatgate::server::{RunningServer, Server};
+use chatgate::config::{AuthConfig, JwtSettings, RateLimits};
 use serde_json::{Value, json};
-use support::{ConnectOptions, NodeBridge, SioClient, http_get};
+use support::chat::{ack, ack_bare, as_user, assert_code, assert_ok, next_one, spawn_chatgate};
+use support::{ConnectOptions, NodeBridge, http_get};
 
 /// How long "nothing arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(300);
-
-/// A chatgate server on a random loopback port, configured by `tweak`.
-async fn start(tweak: impl FnOnce(&mut Config)) -> RunningServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let mut config = Config {
-        bind: listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}")),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    let (server, _task) = Server::spawn(config, listener).unwrap_or_else(|e| panic!("spawn: {e}"));
-    server
-}
-
-fn as_user(user: &str) -> ConnectOptions {
-    ConnectOptions::websocket().with_auth(json!({ "userId": user }))
-}
-
-/// The single argument of an ack.
-async fn ack(client: &SioClient, event: &str, payload: Value) -> Value {
-    let mut reply = client.emit_with_ack(event, vec![payload]).await;
-    assert_eq!(
-        reply.len(),
-        1,
-        "an ack carries exactly one object: {reply:?}"
-    );
-    reply.remove(0)
-}
-
-/// An ack for an event sent without a payload.
-async fn ack_bare(client: &SioClient, event: &str) -> Value {
-    let mut reply = client.emit_with_ack(event, vec![]).await;
-    assert_eq!(
-        reply.len(),
-        1,
-        "an ack carries exactly one object: {reply:?}"
-    );
-    reply.remove(0)
-}
-
-fn assert_ok(reply: &Value) {
-    assert_eq!(reply["status"], "ok", "expected success, got {reply}");
-}
-
-fn assert_code(reply: &Value, code: &str) {
-    assert_eq!(
-        reply["status"], "error",
-        "expected failure {code}, got {reply}"
-    );
-    assert_eq!(reply["code"], code, "{reply}");
-    assert!(
-        reply["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "a failure has a human message: {reply}"
-    );
-}
-
-async fn next_one(client: &SioClient, event: &str) -> Value {
-    let mut args = client.next_event(event).await;
-    assert_eq!(args.len(), 1, "{event} carries one object: {args:?}");
-    args.remove(0)
-}
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -87,7 +23,7 @@ fn now_secs() -> u64 {
 
 #[tokio::test]
 async fn two_users_chat_over_websocket_and_polling() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     // Bob uses the client's default: polling first, then upgrade.
@@ -164,7 +100,7 @@ async fn two_users_chat_over_websocket_and_polling() {
 
 #[tokio::test]
 async fn polling_only_client_gets_the_whole_flow() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     let bob = bridge
@@ -202,7 +138,7 @@ async fn polling_only_client_gets_the_whole_flow() {
 
 #[tokio::test]
 async fn every_tab_of_a_user_follows_membership() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let tab1 = bridge.connect_ok(&server.url(), as_user("alice")).await;
     let tab2 = bridge.connect_ok(&server.url(), as_user("alice")).await;
@@ -277,7 +213,7 @@ async fn every_tab_of_a_user_follows_membership() {
 
 #[tokio::test]
 async fn presence_counts_connections_and_membership_survives() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
     assert_ok(&ack(&bob, "channel:join", json!("lobby")).await);
@@ -345,7 +281,7 @@ async fn presence_counts_connections_and_membership_survives() {
 
 #[tokio::test]
 async fn typing_reaches_the_channel_but_not_the_sender() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
@@ -376,7 +312,7 @@ async fn typing_reaches_the_channel_but_not_the_sender() {
 
 #[tokio::test]
 async fn channel_list_is_newest_activity_first() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     let empty = ack_bare(&alice, "channel:list").await;
@@ -412,7 +348,7 @@ async fn channel_list_is_newest_activity_first() {
 
 #[tokio::test]
 async fn invalid_payloads_are_refused_without_effect() {
-    let server = start(|c| c.max_message_length = 10).await;
+    let server = spawn_chatgate(|c| c.max_message_length = 10).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     ack(&alice, "channel:join", json!("ok")).await;
@@ -471,7 +407,7 @@ async fn invalid_payloads_are_refused_without_effect() {
 
 #[tokio::test]
 async fn not_in_channel_cases() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
@@ -494,7 +430,7 @@ async fn not_in_channel_cases() {
 
 #[tokio::test]
 async fn the_61st_message_in_a_minute_is_rate_limited_by_default() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
@@ -540,7 +476,7 @@ async fn the_61st_message_in_a_minute_is_rate_limited_by_default() {
 
 #[tokio::test]
 async fn configured_rate_limits_apply_per_event() {
-    let server = start(|c| {
+    let server = spawn_chatgate(|c| {
         c.rate_limits = RateLimits::parse("channel:join=2/min,default=3/min")
             .unwrap_or_else(|e| panic!("{e:?}"));
     })
@@ -567,7 +503,7 @@ async fn configured_rate_limits_apply_per_event() {
 
 #[tokio::test]
 async fn connection_and_channel_caps() {
-    let server = start(|c| {
+    let server = spawn_chatgate(|c| {
         c.max_connections_per_user = 2;
         c.max_channels_per_user = 2;
     })
@@ -608,7 +544,7 @@ async fn connection_and_channel_caps() {
 
 #[tokio::test]
 async fn dev_mode_requires_a_user_id() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     for auth in [
         Value::Null,
@@ -651,7 +587,7 @@ fn unsigned_token(claims: &Value) -> String {
 #[tokio::test]
 async fn jwt_identity_and_channel_patterns() {
     const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-32b";
-    let server = start(|c| c.auth = AuthConfig::Jwt(JwtSettings::hs256(SECRET))).await;
+    let server = spawn_chatgate(|c| c.auth = AuthConfig::Jwt(JwtSettings::hs256(SECRET))).await;
     let bridge = NodeBridge::spawn().await;
     let exp = now_secs() + 600;
     let with_token = |t: String| ConnectOptions::websocket().with_auth(json!({ "token": t }));
@@ -708,7 +644,8 @@ async fn jwt_identity_and_channel_patterns() {
 
 #[tokio::test]
 async fn cors_allows_listed_origins_only() {
-    let server = start(|c| c.frontend_origins = Some(vec!["http://app.example".to_owned()])).await;
+    let server =
+        spawn_chatgate(|c| c.frontend_origins = Some(vec!["http://app.example".to_owned()])).await;
     let addr: SocketAddr = server.addr();
     let path = "/socket.io/?EIO=4&transport=polling";
     let allowed = http_get(addr, path, &[("Origin", "http://app.example")]).await;
@@ -738,7 +675,7 @@ async fn cors_allows_listed_origins_only() {
 
 #[tokio::test]
 async fn health_endpoints_answer_plain_http() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let health = http_get(server.addr(), "/healthz", &[]).await;
     assert_eq!((health.status, health.text()), (200, "ok".to_owned()));
     let ready = http_get(server.addr(), "/readyz", &[]).await;
@@ -747,7 +684,7 @@ async fn health_endpoints_answer_plain_http() {
 
 #[tokio::test]
 async fn shutdown_makes_clients_reconnect_not_give_up() {
-    let mut server = start(|_| {}).await;
+    let mut server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
     server.stop();
@@ -758,7 +695,7 @@ async fn shutdown_makes_clients_reconnect_not_give_up() {
 
 #[tokio::test]
 async fn reconnecting_client_keeps_its_channels() {
-    let server = start(|c| c.max_payload_bytes = 2000).await;
+    let server = spawn_chatgate(|c| c.max_payload_bytes = 2000).await;
     let bridge = NodeBridge::spawn().await;
     let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
     let alice = bridge
@@ -790,7 +727,7 @@ async fn reconnecting_client_keeps_its_channels() {
 
 #[tokio::test]
 async fn socket_io_client_v3_works_too() {
-    let server = start(|_| {}).await;
+    let server = spawn_chatgate(|_| {}).await;
     let bridge = NodeBridge::spawn().await;
     let v3 = bridge
         .connect_ok(&server.url(), as_user("old-app").with_version(3))

@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chatgate::config::{AuthConfig, Config, JwtSettings, Rate, RateLimits};
-use chatgate::server::{RunningServer, Server};
+use chatgate::server::RunningServer;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use support::chat::spawn_chatgate;
 use support::{ConnectOptions, NodeBridge, http_get, http_post, http_request};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -38,19 +39,11 @@ const UNLIMITED: &str = "message:send=1000000/min,channel:join=1000000/min,defau
 
 /// A chatgate server on a random loopback port, configured by `tweak`.
 async fn start(tweak: impl FnOnce(&mut Config)) -> RunningServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
-    let mut config = Config {
-        bind: listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}")),
-        rate_limits: RateLimits::parse(UNLIMITED).unwrap_or_else(|e| panic!("{e:?}")),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    let (server, _task) = Server::spawn(config, listener).unwrap_or_else(|e| panic!("spawn: {e}"));
-    server
+    spawn_chatgate(|config| {
+        config.rate_limits = RateLimits::parse(UNLIMITED).unwrap_or_else(|e| panic!("{e:?}"));
+        tweak(config);
+    })
+    .await
 }
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -20,6 +20,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub(crate) mod bridge;
+pub(crate) mod chat;
 pub(crate) mod raw;
 pub(crate) mod redis;
 pub(crate) mod server;
