@@ -415,3 +415,54 @@ async fn aborted_long_poll_closes_the_session() {
         }
     }
 }
+
+/// A client that leaves its last namespace keeps its Engine.IO connection,
+/// as with the reference server: pings go on and it may CONNECT again. Left
+/// without a namespace, it is closed after the connect timeout, like a
+/// connection that never joined one.
+#[tokio::test]
+async fn leaving_the_last_namespace_keeps_the_engine_connection_for_a_while() {
+    let (io, server) = start(EngineConfig {
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_millis(600),
+        ..EngineConfig::default()
+    })
+    .await;
+    let (mut ws, _open) = RawWs::open(server.addr()).await;
+    ws.send_text("40").await;
+    assert!(ws.recv_text().await.starts_with("40"));
+    ws.send_text("41").await;
+    // Still open: the next thing is a ping, answered to stay alive.
+    assert_eq!(ws.recv_text().await, "2");
+    ws.send_text("3").await;
+    ws.send_text("40").await;
+    let again = loop {
+        let text = ws.recv_text().await;
+        if text == "2" {
+            ws.send_text("3").await;
+            continue;
+        }
+        break text;
+    };
+    assert!(again.starts_with("40{\"sid\""), "{again}");
+    ws.send_text("41").await;
+    // Pongs keep it alive, but without a namespace the connect timeout ends it.
+    let deadline = tokio::time::Instant::now() + support::default_timeout();
+    loop {
+        match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Ok(Some(tokio_tungstenite::tungstenite::Message::Text(t))) if t.as_str() == "2" => {
+                ws.send_text("3").await;
+            }
+            Ok(Some(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                panic!("unexpected {t:?}")
+            }
+            Ok(_) => break,
+            Err(_) => panic!("not closed after the connect timeout"),
+        }
+    }
+    support::wait_until("engine connection gone", support::default_timeout(), || {
+        io.engine_connection_count() == 0
+    })
+    .await;
+}

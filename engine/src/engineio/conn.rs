@@ -62,7 +62,9 @@ pub(crate) enum PollOutcome {
 
 /// What the WebSocket writer does next.
 pub(crate) enum WriteBatch {
-    Frames(VecDeque<Frame>),
+    /// Frames to write; `pause_after`: the batch ends with a CONNECT reply
+    /// whose held-back frames follow (see [`EngineConn::push_confirmation`]).
+    Frames(VecDeque<Frame>, bool),
     /// Last frames then a close frame (graceful close).
     Close(VecDeque<Frame>, u16),
     /// Stop writing.
@@ -74,6 +76,9 @@ struct State {
     /// When the oldest frame still queued was queued: the delivery latency
     /// histogram measures from here to the moment a writer takes the batch.
     queued_since: Option<Instant>,
+    /// The WebSocket writer flushes after this many queued frames before
+    /// writing the rest (see [`EngineConn::push_confirmation`]).
+    flush_after: Option<usize>,
     transport: Transport,
     upgrading: bool,
     poll_pending: bool,
@@ -92,10 +97,26 @@ const DELIVERY_LATENCY_METRIC: &str = "chatgate_engine_delivery_latency_seconds"
 
 /// Takes the whole queue for one write, recording how long it waited.
 fn take_batch(st: &mut State) -> VecDeque<Frame> {
+    st.flush_after = None;
     if let Some(since) = st.queued_since.take() {
         metrics::histogram!(DELIVERY_LATENCY_METRIC).record(since.elapsed().as_secs_f64());
     }
     std::mem::take(&mut st.queue)
+}
+
+/// Takes the frames up to a pending flush point for one WebSocket write, or
+/// the whole queue when there is none.
+fn take_ws_batch(st: &mut State) -> WriteBatch {
+    match st.flush_after.take() {
+        Some(n) if n < st.queue.len() => {
+            let rest = st.queue.split_off(n);
+            let first = std::mem::replace(&mut st.queue, rest);
+            // The rest waits from now on.
+            st.queued_since = Some(Instant::now());
+            WriteBatch::Frames(first, true)
+        }
+        _ => WriteBatch::Frames(take_batch(st), false),
+    }
 }
 
 /// An Engine.IO session.
@@ -131,6 +152,7 @@ impl EngineConn {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 queued_since: None,
+                flush_after: None,
                 transport,
                 upgrading: false,
                 poll_pending: false,
@@ -216,6 +238,37 @@ impl EngineConn {
         self.data_notify.notify_one();
     }
 
+    /// Queues a Socket.IO CONNECT reply followed by what the handler emitted
+    /// while connecting. Over WebSocket the reply gets a write of its own:
+    /// clients that take one message per event-loop turn (a `ws` client with
+    /// a one-shot listener per message, as protocol test suites use) would
+    /// otherwise miss a second message that arrived in the same read.
+    pub(crate) fn push_confirmation(&self, reply: Frame, held: Vec<Frame>) {
+        {
+            let mut st = self.state.lock();
+            if st.closing.is_some() {
+                return;
+            }
+            if st.queue.is_empty() {
+                st.queued_since = Some(Instant::now());
+            }
+            st.queue.push_back(reply);
+            if !held.is_empty() {
+                st.flush_after = Some(st.queue.len());
+                // Held frames count against the bound like any other.
+                if st.queue.len() + held.len() > self.shared.config.max_queued_packets {
+                    drop(st);
+                    metrics::counter!("chatgate_engine_slow_consumer_disconnects_total")
+                        .increment(1);
+                    self.close(DisconnectReason::SlowConsumer, CloseKind::Abort);
+                    return;
+                }
+                st.queue.extend(held);
+            }
+        }
+        self.data_notify.notify_one();
+    }
+
     /// Starts closing (idempotent; an abort may override a graceful close).
     pub(crate) fn close(&self, reason: DisconnectReason, kind: CloseKind) {
         let remove_now;
@@ -278,7 +331,7 @@ impl EngineConn {
                     }
                     Some(_) => return WriteBatch::Stop,
                     None if !st.queue.is_empty() => {
-                        return WriteBatch::Frames(take_batch(&mut st));
+                        return take_ws_batch(&mut st);
                     }
                     None => {}
                 }
@@ -302,6 +355,15 @@ impl EngineConn {
     /// A namespace was joined: the connect timeout no longer applies.
     pub(crate) fn clear_connect_deadline(&self) {
         self.state.lock().connect_deadline = None;
+    }
+
+    /// The client left its last namespace: like a new connection, it must
+    /// join one within the connect timeout or be closed.
+    pub(crate) fn arm_connect_deadline(&self) {
+        self.state.lock().connect_deadline =
+            Some(Instant::now() + self.shared.config.connect_timeout);
+        // The heartbeat task recomputes its next wake-up.
+        self.state_notify.notify_waiters();
     }
 
     /// Applies due timers now (also called inline by polling requests so an

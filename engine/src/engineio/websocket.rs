@@ -256,13 +256,19 @@ where
         let write_loop = async {
             loop {
                 match conn.next_write().await {
-                    WriteBatch::Frames(frames) => {
+                    WriteBatch::Frames(frames, pause_after) => {
                         let n = frames.len() as u64;
                         for f in frames {
                             sink.feed(to_message(f)).await?;
                         }
                         sink.flush().await?;
                         metrics::counter!("chatgate_engine_packets_sent_total").increment(n);
+                        if pause_after {
+                            // Let the client read the CONNECT reply alone
+                            // before what the connect handler emitted, as
+                            // it would from the reference server.
+                            tokio::time::sleep(CONFIRMATION_PAUSE).await;
+                        }
                     }
                     WriteBatch::Close(frames, code) => {
                         let fin = async {
@@ -301,6 +307,10 @@ where
     tokio::join!(reader, writer, conn.heartbeat(false));
     conn.finish().await;
 }
+
+/// Pause between a CONNECT reply and the frames its connect handler emitted
+/// (only when it emitted any): about an event-loop turn of the client.
+const CONFIRMATION_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 fn to_message(f: Frame) -> Message {
     match f {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::packet::{Packet, PacketType};
 use super::socket::Socket;
-use crate::engineio::conn::{CloseKind, EngineConn, Frame};
+use crate::engineio::conn::{EngineConn, Frame};
 use crate::error::DecodeError;
 use crate::handler::DisconnectReason;
 
@@ -144,8 +144,10 @@ async fn connect(conn: &Arc<EngineConn>, packet: Packet) {
     }
 }
 
-/// Removes a socket from its connection; closes the connection when the
-/// client left its last namespace (the client closes it anyway then).
+/// Removes a socket from its connection. A client that left its last
+/// namespace keeps its Engine.IO connection, as with the reference server
+/// (socket.io-client closes it itself; a raw client may CONNECT again), but
+/// must join a namespace again within the connect timeout.
 pub(crate) fn detach(conn: &EngineConn, socket: &Socket, client_initiated: bool) {
     let empty = {
         let mut list = conn.sockets.lock();
@@ -153,10 +155,7 @@ pub(crate) fn detach(conn: &EngineConn, socket: &Socket, client_initiated: bool)
         list.is_empty()
     };
     if empty && client_initiated {
-        conn.close(
-            DisconnectReason::ClientNamespaceDisconnect,
-            CloseKind::Graceful(1000),
-        );
+        conn.arm_connect_deadline();
     }
 }
 

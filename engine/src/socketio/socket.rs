@@ -289,13 +289,10 @@ impl Socket {
             nsp_prefix(PacketType::Connect, self.ns_path()),
             self.0.id
         );
-        self.0.conn.push_control(Frame::text(reply));
         let frames = std::mem::take(&mut *held);
         self.0.state.store(CONNECTED, Ordering::Release);
         drop(held);
-        if !frames.is_empty() {
-            let _ = self.0.conn.push(&frames);
-        }
+        self.0.conn.push_confirmation(Frame::text(reply), frames);
     }
 
     /// CONNECT refused: drop held frames.
