@@ -7,7 +7,9 @@
 // No persistence, no presence, no rate limits: this is the cost floor of a plain
 // Socket.IO gateway, the baseline chatgate is compared against.
 //
-// Environment: PORT (default 3000), HOST (default 127.0.0.1).
+// Environment: PORT (default 3000), HOST (default 127.0.0.1), REDIS_URL (unset:
+// one process; set, e.g. redis://127.0.0.1:6379: rooms span every process on
+// that Redis through `@socket.io/redis-adapter`, like chatgate's cluster mode).
 
 const http = require('http');
 const { Server } = require('socket.io');
@@ -87,8 +89,30 @@ io.on('connection', (socket) => {
   });
 });
 
-httpServer.listen(PORT, HOST, () => {
-  console.log(`node reference server listening on ${HOST}:${PORT} (pid ${process.pid})`);
+async function useRedisAdapter(url) {
+  const { createClient } = require('redis');
+  const { createAdapter } = require('@socket.io/redis-adapter');
+  const pubClient = createClient({ url });
+  const subClient = pubClient.duplicate();
+  for (const client of [pubClient, subClient]) {
+    client.on('error', (err) => console.error(`redis: ${err.message}`));
+  }
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  io.adapter(createAdapter(pubClient, subClient));
+}
+
+async function main() {
+  const redisUrl = process.env.REDIS_URL;
+  if (redisUrl) await useRedisAdapter(redisUrl);
+  httpServer.listen(PORT, HOST, () => {
+    const mode = redisUrl ? ` with @socket.io/redis-adapter on ${redisUrl}` : '';
+    console.log(`node reference server listening on ${HOST}:${PORT}${mode} (pid ${process.pid})`);
+  });
+}
+
+main().catch((err) => {
+  console.error(`startup failed: ${err.stack || err}`);
+  process.exit(1);
 });
 
 for (const sig of ['SIGINT', 'SIGTERM']) {

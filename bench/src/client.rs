@@ -62,6 +62,9 @@ pub(crate) struct Schedule {
     pub(crate) count: u32,
     /// Deliveries each message should produce (other members of the room).
     pub(crate) fanout: u32,
+    /// Of those, deliveries to members connected to another node than the
+    /// sender (0 with one node).
+    pub(crate) cross_fanout: u32,
 }
 
 /// Everything one client task needs to know.
@@ -82,8 +85,13 @@ pub(crate) struct Shared {
     pub(crate) base: Instant,
     /// Padding appended to every message text.
     pub(crate) padding: String,
+    /// Number of nodes the clients are spread over (client `i` talks to node
+    /// `i % nodes`); 1 for a single server.
+    pub(crate) nodes: u32,
     /// Latency of every delivery, microseconds.
     pub(crate) latency_us: RefCell<Histogram<u64>>,
+    /// Latency of the deliveries that crossed nodes, microseconds.
+    pub(crate) cross_latency_us: RefCell<Histogram<u64>>,
     /// Clients that finished setup successfully.
     pub(crate) ready: Cell<u64>,
     /// Clients whose setup failed.
@@ -96,6 +104,10 @@ pub(crate) struct Shared {
     pub(crate) expected: Cell<u64>,
     /// `message:new` frames received that carried a bench marker.
     pub(crate) received: Cell<u64>,
+    /// Deliveries expected across nodes from the messages sent so far.
+    pub(crate) cross_expected: Cell<u64>,
+    /// Unique deliveries received from a sender on another node.
+    pub(crate) cross_received: Cell<u64>,
     /// Senders that sent their whole schedule (or died trying).
     pub(crate) senders_done: Cell<u64>,
     /// `error` events received.
@@ -113,20 +125,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Fresh shared state; `padding` bytes of filler in each message.
-    pub(crate) fn new(padding: usize) -> Self {
+    /// Fresh shared state; `padding` bytes of filler in each message, clients
+    /// spread over `nodes` servers.
+    pub(crate) fn new(padding: usize, nodes: u32) -> Self {
         let hist = Histogram::new_with_bounds(1, 120_000_000, 3)
             .expect("static histogram bounds are valid");
         Self {
             base: Instant::now(),
             padding: "x".repeat(padding),
-            latency_us: RefCell::new(hist),
+            nodes: nodes.max(1),
+            latency_us: RefCell::new(hist.clone()),
+            cross_latency_us: RefCell::new(hist),
             ready: Cell::new(0),
             failed: Cell::new(0),
             failure_reasons: RefCell::new(Vec::new()),
             sent: Cell::new(0),
             expected: Cell::new(0),
             received: Cell::new(0),
+            cross_expected: Cell::new(0),
+            cross_received: Cell::new(0),
             senders_done: Cell::new(0),
             error_events: Cell::new(0),
             disconnects: Cell::new(0),
@@ -314,6 +331,7 @@ pub(crate) fn parse_marker(frame: &[u8]) -> Option<(u32, u32, u64)> {
 async fn on_frame(
     ws: &mut Ws,
     text: &str,
+    own_index: u32,
     shared: &Shared,
     tracker: &mut Tracker,
 ) -> Result<bool, String> {
@@ -332,8 +350,18 @@ async fn on_frame(
                 .latency_us
                 .borrow_mut()
                 .saturating_record(lat_us.max(1));
+            let cross = sender % shared.nodes != own_index % shared.nodes;
+            if cross {
+                shared
+                    .cross_latency_us
+                    .borrow_mut()
+                    .saturating_record(lat_us.max(1));
+            }
             if tracker.record(sender, seq) {
                 Shared::add(&shared.received, 1);
+                if cross {
+                    Shared::add(&shared.cross_received, 1);
+                }
             }
             shared.last_recv.set(Some(now));
         }
@@ -436,6 +464,7 @@ pub(crate) async fn run_client(
                 shared.last_send.set(Some(now));
                 Shared::add(&shared.sent, 1);
                 Shared::add(&shared.expected, u64::from(s.fanout));
+                Shared::add(&shared.cross_expected, u64::from(s.cross_fanout));
                 next_seq += 1;
                 if next_seq >= s.count {
                     sending = false;
@@ -448,7 +477,7 @@ pub(crate) async fn run_client(
             frame = ws.next() => {
                 let alive = match frame {
                     Some(Ok(Message::Text(t))) => {
-                        on_frame(&mut ws, t.as_str(), &shared, &mut outcome.tracker)
+                        on_frame(&mut ws, t.as_str(), spec.index, &shared, &mut outcome.tracker)
                             .await
                             .unwrap_or_default()
                     }

@@ -2,9 +2,10 @@
 //!
 //! Speaks raw Engine.IO v4 / Socket.IO v5 over WebSocket, starts the servers
 //! under test itself (chatgate and the Node reference in `bench/node`), pinned
-//! to one core while the generator runs on another, and measures three
-//! scenarios: `idle` (RSS per connection), `fanout` (one sender, one big room)
-//! and `rooms` (many small chatty rooms). Results go to stdout and to
+//! to one core while the generator runs on another, and measures four
+//! scenarios: `idle` (RSS per connection), `fanout` (one sender, one big room),
+//! `rooms` (many small chatty rooms) and `cluster` (rooms spanning three nodes
+//! on one Redis: cross-node delivery). Results go to stdout and to
 //! `bench/results/<timestamp>/report.md` plus `plot.svg`.
 //! See `docs/benchmarks.md`.
 
@@ -24,7 +25,7 @@ use clap::{Parser, ValueEnum};
 use crate::client::Target;
 use crate::report::{Header, Outcome, Run};
 use crate::scenarios::{RunOptions, TrafficPlan};
-use crate::server::{LaunchOptions, ServerKind, ServerProcess};
+use crate::server::{Cluster, LaunchOptions, ServerKind, ServerProcess};
 
 /// Environment variable marking the re-executed, pinned generator.
 const PINNED_ENV: &str = "CHATGATE_BENCH_PINNED";
@@ -49,6 +50,10 @@ enum Scenario {
     Fanout,
     /// Many rooms, every client sends; latency, CPU, losses.
     Rooms,
+    /// `rooms` over several nodes sharing one Redis, each room's members
+    /// spread over the nodes; cross-node throughput, latency, server and
+    /// Redis CPU, losses.
+    Cluster,
 }
 
 /// Load generator and benchmark harness for chatgate (and the Node reference).
@@ -63,7 +68,7 @@ struct Cli {
     #[arg(long)]
     url: Option<String>,
     /// Scenarios to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Idle, Scenario::Fanout, Scenario::Rooms])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Idle, Scenario::Fanout, Scenario::Rooms, Scenario::Cluster])]
     scenarios: Vec<Scenario>,
 
     /// idle: number of connections.
@@ -95,6 +100,25 @@ struct Cli {
     /// rooms: seconds each client sends for.
     #[arg(long, default_value_t = 20.0)]
     rooms_duration: f64,
+
+    /// cluster: server processes sharing one Redis.
+    #[arg(long, default_value_t = 3)]
+    cluster_nodes: u32,
+    /// cluster: number of clients (client i connects to node i % nodes).
+    #[arg(long, default_value_t = 5000)]
+    cluster_clients: u32,
+    /// cluster: clients per room (consecutive clients, so on different nodes).
+    #[arg(long, default_value_t = 10)]
+    cluster_room_size: u32,
+    /// cluster: messages per second per client.
+    #[arg(long, default_value_t = 1.1)]
+    cluster_rate: f64,
+    /// cluster: seconds each client sends for.
+    #[arg(long, default_value_t = 20.0)]
+    cluster_duration: f64,
+    /// redis-server executable (cluster).
+    #[arg(long, default_value = "redis-server")]
+    redis_bin: String,
 
     /// Filler bytes in each message text (after the timestamp marker).
     #[arg(long, default_value_t = 64)]
@@ -233,10 +257,12 @@ fn scenario_name(s: Scenario) -> &'static str {
         Scenario::Idle => "idle",
         Scenario::Fanout => "fanout",
         Scenario::Rooms => "rooms",
+        Scenario::Cluster => "cluster",
     }
 }
 
-/// Runs one scenario against `target`.
+/// Runs one scenario against `target` (one server; `cluster` against an
+/// already running server measures the `rooms` load through one node).
 async fn run_scenario(
     cli: &Cli,
     scenario: Scenario,
@@ -244,6 +270,8 @@ async fn run_scenario(
     server: Option<&ServerProcess>,
     opts: &RunOptions,
 ) -> Outcome {
+    let targets = std::slice::from_ref(target);
+    let servers = server.as_slice();
     match scenario {
         Scenario::Idle => Outcome::Idle(
             scenarios::idle(
@@ -257,8 +285,9 @@ async fn run_scenario(
         ),
         Scenario::Fanout => Outcome::Fanout(
             scenarios::traffic(
-                target,
-                server,
+                targets,
+                servers,
+                None,
                 TrafficPlan {
                     clients: cli.fanout_receivers + 1,
                     room_size: cli.fanout_receivers + 1,
@@ -272,8 +301,9 @@ async fn run_scenario(
         ),
         Scenario::Rooms => Outcome::Rooms(
             scenarios::traffic(
-                target,
-                server,
+                targets,
+                servers,
+                None,
                 TrafficPlan {
                     clients: cli.rooms_clients,
                     room_size: cli.room_size,
@@ -285,6 +315,51 @@ async fn run_scenario(
             )
             .await,
         ),
+        Scenario::Cluster => Outcome::Cluster(
+            scenarios::traffic(targets, servers, None, cluster_plan(cli), opts).await,
+        ),
+    }
+}
+
+/// The `cluster` scenario's load.
+fn cluster_plan(cli: &Cli) -> TrafficPlan {
+    TrafficPlan {
+        clients: cli.cluster_clients,
+        room_size: cli.cluster_room_size,
+        everyone_sends: true,
+        messages: (cli.cluster_duration * cli.cluster_rate).round().max(1.0) as u32,
+        rate: cli.cluster_rate,
+    }
+}
+
+/// Runs `cluster` against `nodes` servers of `kind` on a fresh Redis.
+async fn run_cluster(
+    cli: &Cli,
+    kind: ServerKind,
+    launch: &LaunchOptions,
+    opts: &RunOptions,
+) -> Outcome {
+    let mut cluster = match Cluster::start(kind, launch, cli.cluster_nodes, "cluster") {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let targets: Vec<Target> = cluster
+        .nodes
+        .iter()
+        .map(|n| Target::for_addr(n.addr))
+        .collect();
+    let servers: Vec<&ServerProcess> = cluster.nodes.iter().collect();
+    let result = scenarios::traffic(
+        &targets,
+        &servers,
+        Some(&cluster.redis),
+        cluster_plan(cli),
+        opts,
+    )
+    .await;
+    match cluster.dead_node() {
+        Some(e) => Outcome::Failed(e),
+        None => Outcome::Cluster(result),
     }
 }
 
@@ -305,8 +380,14 @@ async fn run(cli: Cli) -> Result<(), String> {
         model,
         pinning: match (&pinned, cli.no_pin || cli.url.is_some()) {
             (_, true) => "none".into(),
-            (Some(c), false) => format!("servers on CPU {}, generator on CPU {c}", cli.server_cpu),
-            (None, false) => format!("servers on CPU {}, generator unpinned", cli.server_cpu),
+            (Some(c), false) => format!(
+                "servers (and cluster's Redis) on CPU {}, generator on CPU {c}",
+                cli.server_cpu
+            ),
+            (None, false) => format!(
+                "servers (and cluster's Redis) on CPU {}, generator unpinned",
+                cli.server_cpu
+            ),
         },
     };
     let mut opts = RunOptions {
@@ -347,26 +428,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             core: (!cli.no_pin).then(|| cli.server_cpu.clone()),
             log_dir: out_dir.clone(),
             extra_env: cli.server_env.clone(),
+            redis_bin: cli.redis_bin.clone(),
         };
         for &scenario in &cli.scenarios {
             let name = scenario_name(scenario);
             for &kind in kinds {
                 eprintln!("== {name} against {kind}");
-                let outcome = match ServerProcess::start(kind, &launch, name) {
-                    Ok(mut server) => {
-                        let target = Target::for_addr(server.addr);
-                        let outcome =
-                            run_scenario(&cli, scenario, &target, Some(&server), &opts).await;
-                        if !server.alive() {
-                            Outcome::Failed(format!(
-                                "{kind} died during the run; log:\n{}",
-                                server.log_tail()
-                            ))
-                        } else {
-                            outcome
+                let outcome = if scenario == Scenario::Cluster {
+                    run_cluster(&cli, kind, &launch, &opts).await
+                } else {
+                    match ServerProcess::start(kind, &launch, name) {
+                        Ok(mut server) => {
+                            let target = Target::for_addr(server.addr);
+                            let outcome =
+                                run_scenario(&cli, scenario, &target, Some(&server), &opts).await;
+                            if !server.alive() {
+                                Outcome::Failed(format!(
+                                    "{kind} died during the run; log:\n{}",
+                                    server.log_tail()
+                                ))
+                            } else {
+                                outcome
+                            }
                         }
+                        Err(e) => Outcome::Failed(e),
                     }
-                    Err(e) => Outcome::Failed(e),
                 };
                 if let Outcome::Failed(e) = &outcome {
                     eprintln!("  FAILED: {e}");

@@ -30,7 +30,7 @@ fn traffic_bars(
 ) -> Vec<Bar> {
     runs.iter()
         .filter_map(|r| match &r.outcome {
-            Outcome::Fanout(t) | Outcome::Rooms(t) => metric(t).map(|v| {
+            Outcome::Fanout(t) | Outcome::Rooms(t) | Outcome::Cluster(t) => metric(t).map(|v| {
                 (
                     format!("{} {}", r.scenario, r.server),
                     v,

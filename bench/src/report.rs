@@ -13,6 +13,8 @@ pub(crate) enum Outcome {
     Fanout(TrafficResult),
     /// `rooms` finished.
     Rooms(TrafficResult),
+    /// `cluster` finished.
+    Cluster(TrafficResult),
     /// The scenario could not run (server did not start, ...).
     Failed(String),
 }
@@ -68,7 +70,7 @@ fn find<'a>(runs: &'a [Run], scenario: &str, server: &str) -> Option<&'a Outcome
 
 fn traffic_of<'a>(runs: &'a [Run], scenario: &str, server: &str) -> Option<&'a TrafficResult> {
     match find(runs, scenario, server)? {
-        Outcome::Fanout(t) | Outcome::Rooms(t) => Some(t),
+        Outcome::Fanout(t) | Outcome::Rooms(t) | Outcome::Cluster(t) => Some(t),
         _ => None,
     }
 }
@@ -189,7 +191,7 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
                         one_line(e)
                     );
                 }
-                Outcome::Idle(_) => {}
+                Outcome::Idle(_) | Outcome::Cluster(_) => {}
             }
         }
         if let (Some(n), Some(c)) = (
@@ -211,7 +213,120 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
         failure_notes(&mut s, &rows);
         s.push('\n');
     }
+    cluster_section(&mut s, runs);
     s
+}
+
+/// The `cluster` table: all deliveries, then the cross-node ones, then CPU of
+/// the nodes (summed) and of Redis.
+fn cluster_section(s: &mut String, runs: &[Run]) {
+    let rows: Vec<&Run> = runs.iter().filter(|r| r.scenario == "cluster").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## cluster: rooms spanning nodes on one Redis (client i on node i % nodes)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | nodes | clients | rooms | sent | delivered | missing | dup | errors | disc. | deliveries/s | p50 ms | p99 ms | max ms | cross-node delivered | cross missing | cross deliveries/s | cross p50 ms | cross p99 ms | cross max ms | nodes CPU % | Redis CPU % | CPU/delivery us (nodes) | of which user us | CPU/delivery us (nodes + Redis) | gen CPU % | max send lag ms | srv runq wait % | gen runq wait % |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &rows {
+        match &r.outcome {
+            Outcome::Cluster(t) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {}/{} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {}/{} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+                    r.server,
+                    t.nodes,
+                    t.connected,
+                    t.clients,
+                    t.rooms,
+                    t.sent,
+                    t.delivered,
+                    t.expected,
+                    t.missing(),
+                    t.duplicates,
+                    t.error_events,
+                    t.disconnects,
+                    t.deliveries_per_sec(),
+                    ms(t.latency_us[0]),
+                    ms(t.latency_us[1]),
+                    ms(t.latency_us[2]),
+                    t.cross_delivered,
+                    t.cross_expected,
+                    t.cross_missing(),
+                    t.cross_deliveries_per_sec(),
+                    ms(t.cross_latency_us[0]),
+                    ms(t.cross_latency_us[1]),
+                    ms(t.cross_latency_us[2]),
+                    opt(t.server_cpu_pct(), 0),
+                    opt(t.redis_cpu_pct(), 0),
+                    opt(t.cpu_per_delivery_us(), 3),
+                    opt(t.user_cpu_per_delivery_us(), 3),
+                    opt(t.cluster_cpu_per_delivery_us(), 3),
+                    opt(t.generator_cpu_pct(), 0),
+                    t.max_send_lag.as_secs_f64() * 1000.0,
+                    opt(t.server_wait_pct(), 0),
+                    opt(t.generator_wait_pct(), 0),
+                );
+            }
+            Outcome::Failed(e) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | FAILED: {} |{}",
+                    r.server,
+                    one_line(e),
+                    " |".repeat(27)
+                );
+            }
+            _ => {}
+        }
+    }
+    if let (Some(n), Some(c)) = (
+        traffic_of(runs, "cluster", "node"),
+        traffic_of(runs, "cluster", "chatgate"),
+    ) {
+        let _ = writeln!(
+            s,
+            "| **node/chatgate** | | | | | | | | | | {} | {} | {} | {} | | | {} | {} | **{}** | {} | {} | {} | {} | {} | **{}** | | | | |",
+            ratio(Some(n.deliveries_per_sec()), Some(c.deliveries_per_sec())),
+            ratio(Some(n.latency_us[0] as f64), Some(c.latency_us[0] as f64)),
+            ratio(Some(n.latency_us[1] as f64), Some(c.latency_us[1] as f64)),
+            ratio(Some(n.latency_us[2] as f64), Some(c.latency_us[2] as f64)),
+            ratio(
+                Some(n.cross_deliveries_per_sec()),
+                Some(c.cross_deliveries_per_sec())
+            ),
+            ratio(
+                Some(n.cross_latency_us[0] as f64),
+                Some(c.cross_latency_us[0] as f64)
+            ),
+            ratio(
+                Some(n.cross_latency_us[1] as f64),
+                Some(c.cross_latency_us[1] as f64)
+            ),
+            ratio(
+                Some(n.cross_latency_us[2] as f64),
+                Some(c.cross_latency_us[2] as f64)
+            ),
+            ratio(n.server_cpu_pct(), c.server_cpu_pct()),
+            ratio(n.redis_cpu_pct(), c.redis_cpu_pct()),
+            ratio(n.cpu_per_delivery_us(), c.cpu_per_delivery_us()),
+            ratio(n.user_cpu_per_delivery_us(), c.user_cpu_per_delivery_us()),
+            ratio(
+                n.cluster_cpu_per_delivery_us(),
+                c.cluster_cpu_per_delivery_us()
+            ),
+        );
+    }
+    failure_notes(s, &rows);
+    s.push('\n');
 }
 
 fn one_line(e: &str) -> String {
@@ -222,7 +337,7 @@ fn failure_notes(s: &mut String, rows: &[&Run]) {
     for r in rows {
         let reasons = match &r.outcome {
             Outcome::Idle(i) => &i.failure_reasons,
-            Outcome::Fanout(t) | Outcome::Rooms(t) => &t.failure_reasons,
+            Outcome::Fanout(t) | Outcome::Rooms(t) | Outcome::Cluster(t) => &t.failure_reasons,
             Outcome::Failed(_) => continue,
         };
         for reason in reasons {

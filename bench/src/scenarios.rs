@@ -1,5 +1,5 @@
-//! The three scenarios (`idle`, `fanout`, `rooms`) and the fleet of client
-//! tasks they drive.
+//! The scenarios (`idle`, `fanout`, `rooms`, and `cluster`, which is `rooms`
+//! spread over several nodes) and the fleet of client tasks they drive.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant as TokioInstant;
 
 use crate::client::{ClientOutcome, ClientSpec, Phase, Schedule, Shared, Target, run_client};
-use crate::server::{CpuTimes, ServerProcess, own_cpu_time, run_delay};
+use crate::server::{CpuTimes, RedisProcess, ServerProcess, own_cpu_time, run_delay};
 
 /// Knobs shared by all scenarios.
 #[derive(Debug, Clone)]
@@ -51,9 +51,11 @@ impl IdleResult {
     }
 }
 
-/// Result of the `fanout` and `rooms` scenarios.
+/// Result of the `fanout`, `rooms` and `cluster` scenarios.
 #[derive(Debug, Clone)]
 pub(crate) struct TrafficResult {
+    /// Servers the clients were spread over (1 but for `cluster`).
+    pub(crate) nodes: u64,
     /// Clients asked for.
     pub(crate) clients: u64,
     /// Clients that completed setup.
@@ -78,8 +80,16 @@ pub(crate) struct TrafficResult {
     pub(crate) span: Duration,
     /// Latency p50, p99, max in microseconds.
     pub(crate) latency_us: [u64; 3],
-    /// Server CPU time during the run.
+    /// Deliveries expected from a sender on another node.
+    pub(crate) cross_expected: u64,
+    /// Unique deliveries received from a sender on another node.
+    pub(crate) cross_delivered: u64,
+    /// Latency p50, p99, max of the cross-node deliveries, microseconds.
+    pub(crate) cross_latency_us: [u64; 3],
+    /// Server CPU time during the run (summed over the nodes).
     pub(crate) server_cpu: Option<CpuTimes>,
+    /// CPU time of the shared `redis-server` during the run (`cluster`).
+    pub(crate) redis_cpu: Option<CpuTimes>,
     /// Wall time of the CPU window.
     pub(crate) window: Duration,
     /// Load generator CPU during the window.
@@ -122,9 +132,33 @@ impl TrafficResult {
 
     /// Server CPU use over the window, percent of one core.
     pub(crate) fn server_cpu_pct(&self) -> Option<f64> {
-        let cpu = self.server_cpu?.total();
-        let w = self.window.as_secs_f64();
-        (w > 0.0).then(|| cpu.as_secs_f64() * 100.0 / w)
+        pct(self.server_cpu?.total(), self.window)
+    }
+
+    /// Redis CPU use over the window, percent of one core.
+    pub(crate) fn redis_cpu_pct(&self) -> Option<f64> {
+        pct(self.redis_cpu?.total(), self.window)
+    }
+
+    /// Cross-node deliveries per second over the traffic span.
+    pub(crate) fn cross_deliveries_per_sec(&self) -> f64 {
+        let s = self.span.as_secs_f64();
+        if s > 0.0 {
+            self.cross_delivered as f64 / s
+        } else {
+            0.0
+        }
+    }
+
+    /// Expected cross-node deliveries that never arrived.
+    pub(crate) fn cross_missing(&self) -> u64 {
+        self.cross_expected.saturating_sub(self.cross_delivered)
+    }
+
+    /// Servers' plus Redis' CPU (user + system) per delivery, microseconds.
+    pub(crate) fn cluster_cpu_per_delivery_us(&self) -> Option<f64> {
+        let cpu = self.server_cpu?.total() + self.redis_cpu?.total();
+        (self.delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / self.delivered as f64)
     }
 
     /// Server run-queue wait over the window, percent.
@@ -160,19 +194,22 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// Spawns one task per client (must run inside a `LocalSet`).
-    fn spawn(target: &Target, specs: Vec<ClientSpec>, opts: &RunOptions) -> Self {
-        let shared = Rc::new(Shared::new(opts.padding));
+    /// Spawns one task per client (must run inside a `LocalSet`); client `i`
+    /// connects to `targets[i % targets.len()]`.
+    fn spawn(targets: &[Target], specs: Vec<ClientSpec>, opts: &RunOptions) -> Self {
+        assert!(!targets.is_empty(), "a fleet needs at least one target");
+        let nodes = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+        let shared = Rc::new(Shared::new(opts.padding, nodes));
         let (phase, _) = watch::channel(Phase::Setup);
         let gate = Rc::new(Semaphore::new(opts.connect_concurrency.max(1)));
-        let target = Rc::new(target.clone());
+        let targets: Vec<Rc<Target>> = targets.iter().cloned().map(Rc::new).collect();
         let clients = specs.len() as u64;
         let senders = specs.iter().filter(|s| s.schedule.is_some()).count() as u64;
         let handles = specs
             .into_iter()
             .map(|spec| {
                 tokio::task::spawn_local(run_client(
-                    Rc::clone(&target),
+                    Rc::clone(&targets[(spec.index % nodes) as usize]),
                     spec,
                     Rc::clone(&shared),
                     Rc::clone(&gate),
@@ -263,22 +300,47 @@ impl Fleet {
     }
 }
 
-/// Waits until the server is quiet: at most one clock tick of CPU in half a
-/// second (at most 15 s; a fixed second without a server to watch).
-async fn settle(server: Option<&ServerProcess>) {
+/// CPU time of all `servers` together (`None` if one cannot be read or there
+/// are none).
+fn servers_cpu(servers: &[&ServerProcess]) -> Option<CpuTimes> {
+    if servers.is_empty() {
+        return None;
+    }
+    servers.iter().try_fold(CpuTimes::default(), |acc, s| {
+        let t = s.cpu_time()?;
+        Some(CpuTimes {
+            user: acc.user + t.user,
+            system: acc.system + t.system,
+        })
+    })
+}
+
+/// Run-queue wait of all `servers` together.
+fn servers_run_delay(servers: &[&ServerProcess]) -> Option<Duration> {
+    if servers.is_empty() {
+        return None;
+    }
+    servers.iter().map(|s| s.run_delay()).sum()
+}
+
+/// Waits until the servers are quiet: at most one clock tick of CPU per
+/// server in half a second (at most 15 s; a fixed second without a server to
+/// watch).
+async fn settle(servers: &[&ServerProcess]) {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let Some(server) = server else {
+    if servers.is_empty() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         return;
-    };
+    }
+    let quiet = Duration::from_millis(10) * u32::try_from(servers.len()).unwrap_or(u32::MAX);
     let t0 = Instant::now();
-    let mut last = server.cpu_time();
+    let mut last = servers_cpu(servers);
     while t0.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = server.cpu_time();
+        let now = servers_cpu(servers);
         let used = now.zip(last).map(|(b, a)| b.since(&a).total());
         last = now;
-        if used.is_none_or(|u| u <= Duration::from_millis(10)) {
+        if used.is_none_or(|u| u <= quiet) {
             return;
         }
     }
@@ -301,7 +363,7 @@ pub(crate) async fn idle(
             schedule: None,
         })
         .collect();
-    let fleet = Fleet::spawn(target, specs, opts);
+    let fleet = Fleet::spawn(std::slice::from_ref(target), specs, opts);
     let setup = fleet.wait_setup(opts.setup_timeout).await;
     tokio::time::sleep(settle).await;
     let rss_after_kib = server.and_then(ServerProcess::rss_kib);
@@ -332,13 +394,26 @@ pub(crate) struct TrafficPlan {
     pub(crate) rate: f64,
 }
 
-/// `fanout` (one sender, one room) and `rooms` (everyone sends in small rooms).
+/// Members of the room `members` (client indices) that are connected to
+/// another node than client `index`, when client `i` is on node `i % nodes`.
+fn cross_fanout(members: std::ops::Range<u32>, index: u32, nodes: u32) -> u32 {
+    let nodes = nodes.max(1);
+    let other = members.filter(|&j| j % nodes != index % nodes).count();
+    u32::try_from(other).unwrap_or(u32::MAX)
+}
+
+/// `fanout` (one sender, one room), `rooms` (everyone sends in small rooms)
+/// and `cluster` (`rooms` over several nodes: client `i` connects to
+/// `targets[i % targets.len()]` and rooms hold consecutive clients, so each
+/// room's members are spread round-robin over the nodes).
 pub(crate) async fn traffic(
-    target: &Target,
-    server: Option<&ServerProcess>,
+    targets: &[Target],
+    servers: &[&ServerProcess],
+    redis: Option<&RedisProcess>,
     plan: TrafficPlan,
     opts: &RunOptions,
 ) -> TrafficResult {
+    let nodes = u32::try_from(targets.len()).unwrap_or(u32::MAX).max(1);
     let room_size = plan.room_size.max(1);
     let rooms = plan.clients.div_ceil(room_size);
     let period = Duration::from_secs_f64(1.0 / plan.rate.max(1e-3));
@@ -348,7 +423,9 @@ pub(crate) async fn traffic(
     let specs = (0..plan.clients)
         .map(|index| {
             let room = index / room_size;
-            let members = room_size.min(plan.clients - room * room_size);
+            let first = room * room_size;
+            let members = room_size.min(plan.clients - first);
+            let cross_fanout = cross_fanout(first..first + members, index, nodes);
             let sends = plan.everyone_sends || index == 0;
             ClientSpec {
                 index,
@@ -359,18 +436,20 @@ pub(crate) async fn traffic(
                     period,
                     count: plan.messages,
                     fanout: members - 1,
+                    cross_fanout,
                 }),
             }
         })
         .collect();
-    let fleet = Fleet::spawn(target, specs, opts);
+    let fleet = Fleet::spawn(targets, specs, opts);
     fleet.wait_setup(opts.setup_timeout).await;
     // Join broadcasts (chatgate announces every join to the room) must be
     // over before the CPU window opens.
-    settle(server).await;
-    let cpu0 = server.and_then(ServerProcess::cpu_time);
+    settle(servers).await;
+    let cpu0 = servers_cpu(servers);
+    let redis0 = redis.and_then(RedisProcess::cpu_time);
     let gen0 = own_cpu_time();
-    let wait0 = server.and_then(ServerProcess::run_delay);
+    let wait0 = servers_run_delay(servers);
     let gen_wait0 = run_delay("/proc/self/task");
     let t0 = Instant::now();
     fleet.start(Duration::from_millis(100));
@@ -382,9 +461,10 @@ pub(crate) async fn traffic(
         )
         .await;
     let window = t0.elapsed();
-    let cpu1 = server.and_then(ServerProcess::cpu_time);
+    let cpu1 = servers_cpu(servers);
+    let redis1 = redis.and_then(RedisProcess::cpu_time);
     let gen1 = own_cpu_time();
-    let wait1 = server.and_then(ServerProcess::run_delay);
+    let wait1 = servers_run_delay(servers);
     let gen_wait1 = run_delay("/proc/self/task");
     let connected = fleet.shared.ready.get();
     let (shared, outcomes) = fleet.stop().await;
@@ -394,13 +474,17 @@ pub(crate) async fn traffic(
         (Some(a), Some(b)) => b.saturating_duration_since(a),
         _ => Duration::ZERO,
     };
-    let hist = shared.latency_us.borrow();
-    let latency_us = [
-        hist.value_at_quantile(0.5),
-        hist.value_at_quantile(0.99),
-        hist.max(),
-    ];
+    let quantiles = |hist: &hdrhistogram::Histogram<u64>| {
+        [
+            hist.value_at_quantile(0.5),
+            hist.value_at_quantile(0.99),
+            hist.max(),
+        ]
+    };
+    let latency_us = quantiles(&shared.latency_us.borrow());
+    let cross_latency_us = quantiles(&shared.cross_latency_us.borrow());
     TrafficResult {
+        nodes: u64::from(nodes),
         clients: u64::from(plan.clients),
         connected,
         rooms: u64::from(rooms),
@@ -413,11 +497,31 @@ pub(crate) async fn traffic(
         disconnects: shared.disconnects.get(),
         span,
         latency_us,
+        cross_expected: shared.cross_expected.get(),
+        cross_delivered: shared.cross_received.get(),
+        cross_latency_us,
         server_cpu: cpu0.zip(cpu1).map(|(a, b)| b.since(&a)),
+        redis_cpu: redis0.zip(redis1).map(|(a, b)| b.since(&a)),
         window,
         generator_cpu: gen0.zip(gen1).map(|(a, b)| b.since(&a)),
         max_send_lag: shared.max_send_lag.get(),
         server_wait: wait0.zip(wait1).map(|(a, b)| b.saturating_sub(a)),
         generator_wait: gen_wait0.zip(gen_wait1).map(|(a, b)| b.saturating_sub(a)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_fanout_counts_members_on_other_nodes() {
+        // Room 0..10 over 3 nodes: node 0 holds 0,3,6,9; nodes 1 and 2 three each.
+        assert_eq!(cross_fanout(0..10, 0, 3), 6);
+        assert_eq!(cross_fanout(0..10, 1, 3), 7);
+        assert_eq!(cross_fanout(0..10, 2, 3), 7);
+        // One node: nothing crosses.
+        assert_eq!(cross_fanout(0..10, 4, 1), 0);
+        assert_eq!(cross_fanout(0..10, 4, 0), 0);
     }
 }

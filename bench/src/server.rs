@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::fs::File;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -40,6 +41,8 @@ pub(crate) struct LaunchOptions {
     pub(crate) log_dir: PathBuf,
     /// Extra environment for the servers (`--server-env`), applied last.
     pub(crate) extra_env: Vec<(String, String)>,
+    /// `redis-server` executable (the `cluster` scenario).
+    pub(crate) redis_bin: String,
 }
 
 /// A running server process, killed when dropped.
@@ -67,6 +70,17 @@ impl ServerProcess {
         kind: ServerKind,
         opts: &LaunchOptions,
         label: &str,
+    ) -> Result<Self, String> {
+        Self::start_with_env(kind, opts, label, &[])
+    }
+
+    /// [`Self::start`] with extra environment (`REDIS_URL` for a cluster
+    /// node), applied before `--server-env`.
+    pub(crate) fn start_with_env(
+        kind: ServerKind,
+        opts: &LaunchOptions,
+        label: &str,
+        env: &[(String, String)],
     ) -> Result<Self, String> {
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -108,8 +122,13 @@ impl ServerProcess {
             )
             .env("MAX_CHANNELS_PER_USER", "1000000")
             .env("MAX_CONNECTIONS_PER_USER", "1000000")
+            // Every run ends with SIGKILL; a long drain limit keeps builds
+            // whose shutdown timer also bounds the serving up (see
+            // docs/benchmarks.md) running for the whole scenario.
+            .env("SHUTDOWN_TIMEOUT_MS", "3600000")
             .env("RUST_LOG", "warn")
             .env("NODE_ENV", "production")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .envs(opts.extra_env.iter().map(|(k, v)| (k, v)));
         let log = opts.log_dir.join(format!("{kind}-{label}.log"));
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -162,9 +181,7 @@ impl ServerProcess {
 
     /// Last lines of the server log.
     pub(crate) fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        tail(&self.log)
     }
 
     /// Whether the process is still running.
@@ -192,6 +209,158 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A throwaway `redis-server` (no persistence), killed when dropped.
+#[derive(Debug)]
+pub(crate) struct RedisProcess {
+    /// Address it listens on.
+    pub(crate) addr: SocketAddr,
+    /// Its process id (`taskset` execs, so this is `redis-server` itself).
+    pub(crate) pid: u32,
+    child: Child,
+    log: PathBuf,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on a free loopback port, pinned like the servers,
+    /// and waits until it answers `PING`.
+    pub(crate) fn start(opts: &LaunchOptions, label: &str) -> Result<Self, String> {
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cmd = match &opts.core {
+            Some(core) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(core).arg(&opts.redis_bin);
+                c
+            }
+            None => Command::new(&opts.redis_bin),
+        };
+        cmd.args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&opts.log_dir);
+        let log = opts.log_dir.join(format!("redis-{label}.log"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {} ({e}); is redis-server installed?", opts.redis_bin))?;
+        let pid = child.id();
+        let mut redis = Self {
+            addr,
+            pid,
+            child,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = redis.child.try_wait() {
+                return Err(format!(
+                    "redis-server exited during startup ({status}); log {}:\n{}",
+                    redis.log.display(),
+                    tail(&redis.log)
+                ));
+            }
+            if ping(addr) {
+                return Ok(redis);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server on {addr} did not answer PING within 10 s"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// CPU time consumed so far (all its threads).
+    pub(crate) fn cpu_time(&self) -> Option<CpuTimes> {
+        cpu_time(self.pid)
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a Redis at `addr` answers `PING` within half a second.
+fn ping(addr: SocketAddr) -> bool {
+    let attempt = || -> std::io::Result<bool> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+        s.set_read_timeout(Some(Duration::from_millis(300)))?;
+        s.write_all(b"PING\r\n")?;
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf)?;
+        Ok(buf[..n].starts_with(b"+PONG"))
+    };
+    attempt().unwrap_or(false)
+}
+
+/// Last lines of a log file.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// `nodes` servers of one kind on one fresh Redis (`REDIS_URL`): chatgate's
+/// own cluster mode, or the Node reference with `@socket.io/redis-adapter`.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    /// The nodes, in the order clients are spread over them.
+    pub(crate) nodes: Vec<ServerProcess>,
+    /// The Redis they share (declared last: dropped after the nodes).
+    pub(crate) redis: RedisProcess,
+}
+
+impl Cluster {
+    /// Starts Redis, then the nodes one after the other.
+    pub(crate) fn start(
+        kind: ServerKind,
+        opts: &LaunchOptions,
+        nodes: u32,
+        label: &str,
+    ) -> Result<Self, String> {
+        let redis = RedisProcess::start(opts, label)?;
+        let env = [("REDIS_URL".to_string(), redis.url())];
+        let nodes = (0..nodes.max(1))
+            .map(|n| ServerProcess::start_with_env(kind, opts, &format!("{label}-{n}"), &env))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { nodes, redis })
+    }
+
+    /// The first node that is no longer running, with its log.
+    pub(crate) fn dead_node(&mut self) -> Option<String> {
+        if !matches!(self.redis.child.try_wait(), Ok(None)) {
+            return Some(format!(
+                "redis-server died during the run; log:\n{}",
+                tail(&self.redis.log)
+            ));
+        }
+        self.nodes.iter_mut().enumerate().find_map(|(i, n)| {
+            (!n.alive()).then(|| {
+                format!(
+                    "{} node {i} died during the run; log:\n{}",
+                    n.kind,
+                    n.log_tail()
+                )
+            })
+        })
     }
 }
 
