@@ -13,7 +13,9 @@ use cluster_support::{
     API_KEY, Balancer, Node, OfflineWatch, PersistentRedis, RedisCluster, eventually,
 };
 use support::chat::{ack, as_user};
-use support::{ConnectOptions, NodeBridge, RedisServer, SioClient, default_timeout, http_post};
+use support::{
+    ConnectOptions, NodeBridge, RedisServer, SioClient, default_timeout, http_get, http_post,
+};
 
 async fn join(client: &SioClient, channel: &str) {
     let reply = ack(client, "channel:join", json!({ "channelId": channel })).await;
@@ -175,8 +177,20 @@ async fn behave_as_one(url: &str, env: &[(&str, &str)]) {
     }
     assert_eq!(refused, 2, "4 of 6 typing events pass cluster-wide");
 
-    // Disconnecting a user through the API of node 1 closes their tab on node 3.
+    // The API counts a user's connections on every node: node 3 holds none
+    // of alice's two tabs (nodes 1 and 2) and still sees both.
     let auth = format!("Bearer {API_KEY}");
+    let status = http_get(
+        nodes[2].addr(),
+        "/api/v1/users/alice",
+        &[("authorization", auth.as_str())],
+    )
+    .await;
+    assert_eq!(status.status, 200, "{}", status.text());
+    let status: Value = serde_json::from_str(&status.text()).expect("JSON");
+    assert_eq!(status["connections"], 2, "{status}");
+
+    // Disconnecting a user through the API of node 1 closes their tab on node 3.
     let response = http_post(
         nodes[0].addr(),
         "/api/v1/users/dave/disconnect",

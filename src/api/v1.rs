@@ -331,11 +331,7 @@ async fn user_status(
     let user_id = path(user)?;
     let presence = context.chat.user_presence(&user_id).await?;
     let channels = context.chat.user_channels(&user_id).await?;
-    let connections = context
-        .namespace
-        .to(user_room(&user_id))
-        .local_sockets()
-        .len();
+    let connections = context.chat.connection_count(&user_id).await?;
     let (status, last_seen) = match &presence {
         Some(p) => (p.status, Some(p.last_seen)),
         None => (PresenceStatus::Offline, None),

@@ -167,6 +167,14 @@ impl PresenceStore for MemoryStore {
             .collect())
     }
 
+    async fn connection_count(&self, user_id: &str) -> BackendResult<usize> {
+        let state = self.state.lock();
+        Ok(state
+            .online
+            .get(user_id)
+            .map_or(0, |user| user.connections.len()))
+    }
+
     async fn online_users(&self) -> BackendResult<Vec<PresenceInfo>> {
         let state = self.state.lock();
         let mut users: Vec<PresenceInfo> = state

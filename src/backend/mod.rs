@@ -93,6 +93,9 @@ pub trait PresenceStore: Send + Sync + 'static {
 
     /// Every online user.
     async fn online_users(&self) -> BackendResult<Vec<PresenceInfo>>;
+
+    /// How many live connections `user_id` holds, on every node.
+    async fn connection_count(&self, user_id: &str) -> BackendResult<usize>;
 }
 
 /// What joining did.

@@ -135,6 +135,16 @@ impl ChatService {
         Ok(found.into_iter().next())
     }
 
+    /// How many live connections `user_id` holds, on every node.
+    pub async fn connection_count(&self, user_id: &str) -> GatewayResult<usize> {
+        validate_user_id(user_id)?;
+        self.backends
+            .presence
+            .connection_count(user_id)
+            .await
+            .map_err(backend_failure)
+    }
+
     /// For each channel: (last activity ms, member count), in the order given.
     pub async fn channel_stats(&self, channel_ids: &[String]) -> GatewayResult<Vec<(u64, usize)>> {
         self.backends

@@ -72,6 +72,9 @@ pub(crate) async fn presence_is_per_connection(b: Backends) {
         again,
         ConnectOutcome::Registered { first: false, .. }
     ));
+    // Counted once each, whichever node holds them.
+    assert_eq!(p.connection_count("alice").await.expect("count"), 2);
+    assert_eq!(p.connection_count("nobody").await.expect("count"), 0);
     assert_eq!(
         p.remove_connection("alice", "a1", t + 3)
             .await
@@ -102,6 +105,7 @@ pub(crate) async fn presence_is_per_connection(b: Backends) {
         None
     );
     assert!(p.online_users().await.expect("online").is_empty());
+    assert_eq!(p.connection_count("alice").await.expect("count"), 0);
 }
 
 /// The per-user connection cap.

@@ -337,6 +337,17 @@ impl PresenceStore for RedisBackend {
         inner.observe(result)
     }
 
+    async fn connection_count(&self, user_id: &str) -> BackendResult<usize> {
+        let inner = &self.inner;
+        let result = async {
+            let link = inner.link()?;
+            link.query(cmd("HLEN").arg(inner.keys.connections(user_id)).clone())
+                .await
+        }
+        .await;
+        inner.observe(result)
+    }
+
     async fn online_users(&self) -> BackendResult<Vec<PresenceInfo>> {
         let inner = &self.inner;
         let result = async {
