@@ -1,8 +1,9 @@
 //! The HTTP server: chatgate's engine on `/socket.io/`, health checks, and the
 //! run loop with graceful shutdown.
 //!
-//! [`Server::start`] takes an already bound listener and a shutdown future, so
-//! tests run a real server on `127.0.0.1:0` in-process (the mini-redis way).
+//! [`Server::run`] takes an already bound listener and a shutdown future, and
+//! [`Server::spawn`] runs it in a task, so tests run a real server on
+//! `127.0.0.1:0` in-process (the mini-redis way).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,7 +52,11 @@ fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option
                 .with_presence_changes(changes_tx);
             let backend =
                 RedisBackend::connect(settings, options).map_err(|e| invalid(e.to_string()))?;
-            let adapter = ClusterAdapter::start(settings, node_id, "/", ClusterOptions::default())
+            let options = ClusterOptions {
+                queue_capacity: config.cluster_queue_capacity,
+                ..ClusterOptions::default()
+            };
+            let adapter = ClusterAdapter::start(settings, node_id, "/", options)
                 .map_err(|e| invalid(e.to_string()))?;
             Ok((
                 backend.clone().into_backends(),
@@ -123,28 +128,9 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
-/// A random id for this node (process), used in presence records.
-fn new_node_id() -> String {
-    format!("{:016x}", rand_node_bits())
-}
-
-fn rand_node_bits() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS per process: enough for a node id.
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
 /// A running chatgate server.
 pub struct Server {
     io: Io,
-    addr: SocketAddr,
     state: AppState,
     /// The many-nodes parts, drained on shutdown (none in memory).
     cluster: Option<ClusterParts>,
@@ -185,15 +171,16 @@ impl ClusterParts {
 }
 
 impl Server {
-    /// Builds the app for `config` on `listener` and serves it until
-    /// `shutdown` resolves; then drains (see [`Server::shutdown`]) and returns.
+    /// Builds the app for `config` and serves it on `listener` until
+    /// `shutdown` resolves; then drains (closes every connection so clients
+    /// reconnect elsewhere, within `SHUTDOWN_TIMEOUT_MS`) and returns.
     pub async fn run(
         config: Config,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let shutdown_timeout = config.shutdown_timeout;
-        let (server, router) = Self::build(&config, &listener)?;
+        let (server, router) = Self::build(&config)?;
         let io = server.io.clone();
         let accepting = server.state.accepting.clone();
         let cluster = server.cluster.clone();
@@ -271,10 +258,10 @@ impl Server {
         ))
     }
 
-    fn build(config: &Config, listener: &TcpListener) -> std::io::Result<(Server, Router)> {
-        let addr = listener.local_addr()?;
+    fn build(config: &Config) -> std::io::Result<(Server, Router)> {
         let io = Io::new(engine_config(config));
-        let node_id = new_node_id();
+        // Random per process: a restarted node is a new node to the others.
+        let node_id = chatgate_engine::random_id();
         let (backends, redis_node) = backends(config, &node_id)?;
         let chat = ChatService::new(backends.clone(), limits(config), node_id);
         let gateway = Gateway::new(chat.clone(), Authenticator::new(&config.auth));
@@ -307,20 +294,7 @@ impl Server {
             .merge(io.router())
             // Server API, /metrics, /status and the demo page (installs the metrics recorder).
             .merge(crate::api::routes(config, &io, namespace, chat));
-        Ok((
-            Server {
-                io,
-                addr,
-                state,
-                cluster,
-            },
-            router,
-        ))
-    }
-
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        Ok((Server { io, state, cluster }, router))
     }
 }
 

@@ -14,8 +14,10 @@ use crate::handler::{DisconnectReason, NamespaceHandler, RawConn, RawHandler};
 use crate::socketio::adapter::{Adapter, LocalAdapter};
 use crate::socketio::namespace::Namespace;
 
-/// 128 random bits from the OS-seeded CSPRNG, base64url (22 chars).
-pub(crate) fn random_id() -> String {
+/// 128 random bits from the OS-seeded CSPRNG, base64url (22 chars): the
+/// engine's session and socket ids, and an id for anything else that must
+/// not collide or be guessed (chatgate's node ids).
+pub fn random_id() -> String {
     use base64::Engine as _;
     use rand::Rng as _;
     let mut bytes = [0u8; 16];

@@ -54,7 +54,7 @@ pub use handler::{
     AckSender, BoxFuture, ConnectError, DisconnectReason, Event, NamespaceHandler, RawConn,
     RawHandler, RawMessage, Transport,
 };
-pub use io::Io;
+pub use io::{Io, random_id};
 pub use socketio::adapter::{Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter};
 pub use socketio::broadcast::BroadcastOperator;
 pub use socketio::namespace::{Namespace, Room};
