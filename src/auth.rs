@@ -329,23 +329,28 @@ fn reason(kind: &ErrorKind, algorithm: jsonwebtoken::Algorithm) -> String {
     }
 }
 
-/// 1 to [`MAX_USER_ID_CHARS`] characters, no control characters.
-fn check_user_id(user_id: &str, what: &str) -> Result<(), GatewayError> {
+/// What is wrong with a user id, if anything. The rule: 1 to
+/// [`MAX_USER_ID_CHARS`] characters, no control characters. Handshakes and
+/// the server API both apply it (with their own error codes).
+pub fn user_id_problem(user_id: &str) -> Option<String> {
     let count = user_id.chars().count();
     if count == 0 {
-        return Err(GatewayError::unauthorized(format!("{what} is empty")));
+        Some("is empty".to_owned())
+    } else if count > MAX_USER_ID_CHARS {
+        Some(format!("is longer than {MAX_USER_ID_CHARS} characters"))
+    } else if user_id.chars().any(char::is_control) {
+        Some("contains control characters".to_owned())
+    } else {
+        None
     }
-    if count > MAX_USER_ID_CHARS {
-        return Err(GatewayError::unauthorized(format!(
-            "{what} is longer than {MAX_USER_ID_CHARS} characters"
-        )));
+}
+
+/// A handshake's user id must follow [`user_id_problem`]'s rule.
+fn check_user_id(user_id: &str, what: &str) -> Result<(), GatewayError> {
+    match user_id_problem(user_id) {
+        None => Ok(()),
+        Some(problem) => Err(GatewayError::unauthorized(format!("{what} {problem}"))),
     }
-    if user_id.chars().any(char::is_control) {
-        return Err(GatewayError::unauthorized(format!(
-            "{what} contains control characters"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

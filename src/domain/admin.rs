@@ -8,7 +8,7 @@
 //! send.
 
 use super::{ChatService, Joined, backend_failure, validate};
-use crate::auth::{Identity, MAX_USER_ID_CHARS};
+use crate::auth::{Identity, user_id_problem};
 use crate::error::{GatewayError, GatewayResult};
 use crate::protocol::{JoinRequest, LeaveRequest, Message, PresenceInfo, SendMessageRequest};
 
@@ -16,21 +16,15 @@ use crate::protocol::{JoinRequest, LeaveRequest, Message, PresenceInfo, SendMess
 /// without naming a user.
 pub const SYSTEM_SENDER: &str = "system";
 
-/// Checks a user id named by the API: 1 to [`MAX_USER_ID_CHARS`] characters,
+/// Checks a user id named by the API: 1 to [`MAX_USER_ID_CHARS`](crate::auth::MAX_USER_ID_CHARS) characters,
 /// no control characters (the rule handshakes follow).
 pub fn validate_user_id(user_id: &str) -> GatewayResult<()> {
-    let count = user_id.chars().count();
-    if count == 0 || count > MAX_USER_ID_CHARS {
-        return Err(GatewayError::invalid_payload(format!(
-            "a user id has 1 to {MAX_USER_ID_CHARS} characters"
-        )));
+    match user_id_problem(user_id) {
+        None => Ok(()),
+        Some(problem) => Err(GatewayError::invalid_payload(format!(
+            "the user id {problem}"
+        ))),
     }
-    if user_id.chars().any(char::is_control) {
-        return Err(GatewayError::invalid_payload(
-            "a user id must not contain control characters",
-        ));
-    }
-    Ok(())
 }
 
 /// A message the app backend publishes into a channel.

@@ -85,11 +85,10 @@ impl Gateway {
         socket: &Socket,
         identity: &Identity,
         event: &Event,
+        label: &'static str,
     ) -> GatewayResult<Option<Value>> {
         let user_id = identity.user_id.as_str();
-        self.chat
-            .check_rate(user_id, event_label(&event.name))
-            .await?;
+        self.chat.check_rate(user_id, label).await?;
         let payload = event.args.first().unwrap_or(&Value::Null);
         let namespace = socket.namespace();
         match event.name.as_str() {
@@ -284,8 +283,10 @@ impl NamespaceHandler for Gateway {
                 // Only confirmed sockets get events; nothing to answer for.
                 return;
             };
-            let outcome = self.dispatch(socket, &session.identity, &event).await;
             let event_label = event_label(&event.name);
+            let outcome = self
+                .dispatch(socket, &session.identity, &event, event_label)
+                .await;
             match outcome {
                 Ok(fields) => {
                     metrics::counter!("chatgate_events_total", "event" => event_label, "outcome" => "ok").increment(1);
