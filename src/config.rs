@@ -76,6 +76,11 @@ pub struct Config {
     /// Outbound packets queued per connection before the slow consumer is
     /// disconnected (`MAX_QUEUED_PACKETS`); default 1024.
     pub max_queued_packets: usize,
+    /// Bound of each cross-node queue of a node on Redis: messages waiting
+    /// to be published, and received ones waiting to be delivered
+    /// (`CLUSTER_QUEUE_CAPACITY`); default 65536. Beyond it they are dropped
+    /// and counted (`chatgate_cluster_publish_dropped_total`).
+    pub cluster_queue_capacity: usize,
     /// New connections (handshakes) one client IP address may open per
     /// period (`CONNECTION_RATE_PER_IP`, e.g. `60/min`); `None` (the
     /// default, `off`) = no limit, as behind a reverse proxy every client
@@ -227,6 +232,7 @@ impl Default for Config {
             ping_timeout: Duration::from_millis(20_000),
             connect_timeout: Duration::from_millis(45_000),
             max_queued_packets: 1024,
+            cluster_queue_capacity: 65_536,
             connection_rate_per_ip: None,
             shutdown_timeout: Duration::from_millis(10_000),
             drain_grace: Duration::from_millis(5_000),
@@ -401,6 +407,7 @@ impl Config {
         let max_connections_per_user = src.parse("max-connections-per-user", p, parse_count);
         let max_channels_per_user = src.parse("max-channels-per-user", p, parse_count);
         let max_queued_packets = src.parse("max-queued-packets", p, parse_count);
+        let cluster_queue_capacity = src.parse("cluster-queue-capacity", p, parse_count);
         let connection_rate_per_ip = src.parse("connection-rate-per-ip", p, parse_optional_rate);
         let ping_interval = src.parse("ping-interval-ms", p, parse_millis);
         let ping_timeout = src.parse("ping-timeout-ms", p, parse_millis);
@@ -465,6 +472,8 @@ impl Config {
             ping_timeout: ping_timeout.unwrap_or(defaults.ping_timeout),
             connect_timeout: connect_timeout.unwrap_or(defaults.connect_timeout),
             max_queued_packets: max_queued_packets.unwrap_or(defaults.max_queued_packets),
+            cluster_queue_capacity: cluster_queue_capacity
+                .unwrap_or(defaults.cluster_queue_capacity),
             connection_rate_per_ip: connection_rate_per_ip
                 .unwrap_or(defaults.connection_rate_per_ip),
             shutdown_timeout: shutdown_timeout.unwrap_or(defaults.shutdown_timeout),

@@ -57,7 +57,9 @@ pub struct ClusterOptions {
     /// Prefix of the pub/sub channels: `key` of `@socket.io/redis-adapter`
     /// and `@socket.io/redis-emitter` (default `socket.io`).
     pub channel_prefix: String,
-    /// Publishes queued for the publisher before new ones are dropped.
+    /// Bound of each cross-node queue: publishes waiting for the publisher,
+    /// and received messages waiting for the dispatcher. Beyond it new ones
+    /// are dropped and counted (`CLUSTER_QUEUE_CAPACITY`).
     pub queue_capacity: usize,
     /// How often the subscriber checks its connection (and re-subscribes
     /// after a loss).
@@ -87,7 +89,7 @@ pub struct ClusterStats {
     pub dropped: AtomicU64,
     /// Messages received from other nodes and applied locally.
     pub received: AtomicU64,
-    /// Messages received but dropped: the dispatcher fell 16,384 behind.
+    /// Messages received but dropped: the dispatcher fell `queue_capacity` behind.
     pub received_dropped: AtomicU64,
     /// Messages received that could not be decoded (ignored).
     pub malformed: AtomicU64,
@@ -297,7 +299,7 @@ impl ClusterAdapter {
             outbox,
             stats: stats.clone(),
         });
-        let (push_tx, push_rx) = mpsc::channel::<PushInfo>(16_384);
+        let (push_tx, push_rx) = mpsc::channel::<PushInfo>(options.queue_capacity.max(1));
         let push_stats = stats.clone();
         let push_sender = move |push: PushInfo| {
             if push_tx.try_send(push).is_err() {
@@ -702,5 +704,44 @@ pub async fn announce_presence(namespace: &Namespace, chat: &ChatService, presen
     }
     if let Err(err) = operator.emit(events::PRESENCE_UPDATE, &presence) {
         tracing::error!(%err, "emit failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use chatgate_engine::{Adapter, BroadcastOptions, BroadcastPacket};
+
+    use super::*;
+    use crate::config::Config;
+
+    /// Over `queue_capacity`, publishes are dropped and counted, never
+    /// waited for: the adapter's methods must not block on Redis.
+    #[tokio::test]
+    async fn publishes_over_the_queue_bound_are_dropped_and_counted() {
+        // Nothing listens on the discard port: the publisher cannot drain,
+        // and on this single-threaded runtime it does not run before the
+        // next `.await` anyway.
+        let env = HashMap::from([("REDIS_URL".to_owned(), "redis://127.0.0.1:9".to_owned())]);
+        let config = Config::from_sources(["chatgate"], &env).unwrap_or_else(|e| panic!("{e}"));
+        let settings = config.redis.unwrap_or_else(|| panic!("REDIS_URL is set"));
+        let options = ClusterOptions {
+            queue_capacity: 3,
+            ..ClusterOptions::default()
+        };
+        let adapter = ClusterAdapter::start(&settings, "node-test", "/", options)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let packet = BroadcastPacket::from_parts(r#"2["message:new",{"n":1}]"#, Vec::new());
+        let opts = BroadcastOptions {
+            rooms: vec!["general".into()],
+            except: Vec::new(),
+        };
+        for _ in 0..10 {
+            adapter.broadcast(&packet, &opts);
+        }
+        let stats = adapter.stats();
+        assert_eq!(stats.enqueued.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 7);
     }
 }

@@ -291,6 +291,15 @@ pub(super) const SPECS: &[Spec] = &[
         "Outbound packets queued per connection; a slower consumer is disconnected",
     ),
     spec(
+        "cluster-queue-capacity",
+        "CLUSTER_QUEUE_CAPACITY",
+        "N",
+        Some("65536"),
+        LIMITS,
+        "With Redis, cross-node messages a node may hold waiting to be published, and received \
+         waiting to be delivered; beyond it they are dropped and counted",
+    ),
+    spec(
         "connection-rate-per-ip",
         "CONNECTION_RATE_PER_IP",
         "RATE",

@@ -127,6 +127,7 @@ fn env_names() {
             ("LOG_FORMAT", "json"),
             ("WEBSOCKET_ONLY", "true"),
             ("RATE_LIMIT_FAIL_OPEN", "true"),
+            ("CLUSTER_QUEUE_CAPACITY", "8"),
             ("REDIS_URL", "redis://cache:6379/1"),
             ("REDIS_KEY_PREFIX", "test"),
         ],
@@ -157,6 +158,7 @@ fn env_names() {
     assert_eq!(config.log_format, LogFormat::Json);
     assert!(config.websocket_only);
     assert!(config.rate_limit_fail_open);
+    assert_eq!(config.cluster_queue_capacity, 8);
     let redis = config.redis.expect("redis");
     assert_eq!(redis.url.expose(), "redis://cache:6379/1");
     assert_eq!(redis.key_prefix, "test");
