@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use chatgate_engine::{AllowedOrigins, ConnectionRateLimit, EngineConfig, Io};
+use chatgate_sio::{AllowedOrigins, ConnectionRateLimit, EngineConfig, Io, IoConfig};
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -88,12 +88,11 @@ fn quota(rate: Rate) -> RateQuota {
 }
 
 /// The engine settings that follow from the configuration.
-pub fn engine_config(config: &Config) -> EngineConfig {
-    EngineConfig {
+pub fn engine_config(config: &Config) -> IoConfig {
+    let engine = EngineConfig {
         ping_interval: config.ping_interval,
         ping_timeout: config.ping_timeout,
         max_payload: config.max_payload_bytes,
-        connect_timeout: config.connect_timeout,
         max_queued_packets: config.max_queued_packets,
         connection_rate_per_ip: config
             .connection_rate_per_ip
@@ -107,6 +106,10 @@ pub fn engine_config(config: &Config) -> EngineConfig {
             None => AllowedOrigins::Any,
         },
         ..EngineConfig::default()
+    };
+    IoConfig {
+        engine,
+        connect_timeout: config.connect_timeout,
     }
 }
 
@@ -144,7 +147,7 @@ struct ClusterParts {
     /// Flushed before exit.
     adapter: Arc<ClusterAdapter>,
     /// Where offline users are announced.
-    namespace: chatgate_engine::Namespace,
+    namespace: chatgate_sio::Namespace,
     /// Reads the channels of users to announce.
     chat: ChatService,
 }
@@ -261,7 +264,7 @@ impl Server {
     fn build(config: &Config) -> std::io::Result<(Server, Router)> {
         let io = Io::new(engine_config(config));
         // Random per process: a restarted node is a new node to the others.
-        let node_id = chatgate_engine::random_id();
+        let node_id = chatgate_sio::random_id();
         let (backends, redis_node) = backends(config, &node_id)?;
         let chat = ChatService::new(backends.clone(), limits(config), node_id);
         let gateway = Gateway::new(chat.clone(), Authenticator::new(&config.auth));

@@ -11,7 +11,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate_engine::{
+use chatgate_sio::{
     BoxFuture, ConnectError, DisconnectReason, EngineConfig, Event, Io, NamespaceHandler, Socket,
 };
 use parking_lot::Mutex;

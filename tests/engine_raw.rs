@@ -10,8 +10,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatgate_engine::{
-    AllowedOrigins, BoxFuture, ConnectError, DisconnectReason, EngineConfig, Event, Io,
+use chatgate_sio::{
+    AllowedOrigins, BoxFuture, ConnectError, DisconnectReason, EngineConfig, Event, Io, IoConfig,
     NamespaceHandler, Socket,
 };
 use serde_json::{Value, json};
@@ -68,7 +68,7 @@ impl NamespaceHandler for EchoHandler {
 }
 
 /// An engine with [`EchoHandler`] on `/`, served on `127.0.0.1:0`.
-async fn start(config: EngineConfig) -> (Io, TestServer) {
+async fn start(config: impl Into<IoConfig>) -> (Io, TestServer) {
     let io = Io::new(config);
     io.add_namespace("/", Arc::new(EchoHandler));
     let server = TestServer::start(io.router()).await;
@@ -235,9 +235,9 @@ async fn server_pings_and_drops_a_silent_raw_client() {
 
 #[tokio::test]
 async fn engine_connection_without_socket_io_connect_times_out() {
-    let (io, server) = start(EngineConfig {
+    let (io, server) = start(IoConfig {
         connect_timeout: Duration::from_millis(300),
-        ..EngineConfig::default()
+        ..IoConfig::default()
     })
     .await;
     let (mut ws, _open) = RawWs::open(server.addr()).await;
@@ -422,11 +422,13 @@ async fn aborted_long_poll_closes_the_session() {
 /// connection that never joined one.
 #[tokio::test]
 async fn leaving_the_last_namespace_keeps_the_engine_connection_for_a_while() {
-    let (io, server) = start(EngineConfig {
-        ping_interval: Duration::from_millis(200),
-        ping_timeout: Duration::from_secs(5),
+    let (io, server) = start(IoConfig {
+        engine: EngineConfig {
+            ping_interval: Duration::from_millis(200),
+            ping_timeout: Duration::from_secs(5),
+            ..EngineConfig::default()
+        },
         connect_timeout: Duration::from_millis(600),
-        ..EngineConfig::default()
     })
     .await;
     let (mut ws, _open) = RawWs::open(server.addr()).await;

@@ -80,7 +80,7 @@ proptest! {
             .collect();
         match Config::from_sources(["chatgate"], &env) {
             Ok(config) => {
-                let engine = engine_config(&config);
+                let engine = engine_config(&config).engine;
                 prop_assert_eq!(engine.max_payload, config.max_payload_bytes);
                 prop_assert_eq!(
                     engine.connection_rate_per_ip.map(|r| (r.count, r.period)),
@@ -142,7 +142,7 @@ fn connection_rate_per_ip_setting() {
     };
     let default = load(None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(default.connection_rate_per_ip, None);
-    assert_eq!(engine_config(&default).connection_rate_per_ip, None);
+    assert_eq!(engine_config(&default).engine.connection_rate_per_ip, None);
     for off in ["off", "OFF", "0", "none"] {
         let config = load(Some(off)).unwrap_or_else(|e| panic!("{off}: {e}"));
         assert_eq!(config.connection_rate_per_ip, None, "{off}");
@@ -150,6 +150,7 @@ fn connection_rate_per_ip_setting() {
     let on = load(Some("30/min")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(on.connection_rate_per_ip, Some(Rate::per_minute(30)));
     let engine = engine_config(&on)
+        .engine
         .connection_rate_per_ip
         .unwrap_or_else(|| panic!("not passed to the engine"));
     assert_eq!((engine.count, engine.period), (30, Duration::from_secs(60)));

@@ -9,9 +9,9 @@
 //! keep it as a case in `regressions` below once fixed.
 
 use bytes::Bytes;
-use chatgate_engine::engineio::packet::Packet as EioPacket;
-use chatgate_engine::engineio::payload::{SEPARATOR, decode_payload, encode_payload};
-use chatgate_engine::socketio_packet::{Packet as SioPacket, PacketType};
+use chatgate_sio::eio::packet::Packet as EioPacket;
+use chatgate_sio::eio::payload::{SEPARATOR, decode_payload, encode_payload};
+use chatgate_sio::packet::{Packet as SioPacket, PacketType};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

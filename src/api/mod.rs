@@ -22,7 +22,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use chatgate_engine::{Io, Namespace};
+use chatgate_sio::{Io, Namespace};
 use parking_lot::Mutex;
 
 use crate::config::{Config, Secret};

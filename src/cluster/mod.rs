@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chatgate_engine::{
+use chatgate_sio::{
     Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Namespace, Room, Socket,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -711,7 +711,7 @@ pub async fn announce_presence(namespace: &Namespace, chat: &ChatService, presen
 mod tests {
     use std::collections::HashMap;
 
-    use chatgate_engine::{Adapter, BroadcastOptions, BroadcastPacket};
+    use chatgate_sio::{Adapter, BroadcastOptions, BroadcastPacket};
 
     use super::*;
     use crate::config::Config;

@@ -11,8 +11,8 @@
 //!   2 (join), 3 (leave), 4 (disconnect).
 
 use bytes::Bytes;
-use chatgate_engine::socketio_packet::{Packet, PacketType, write_header};
-use chatgate_engine::{BroadcastOptions, BroadcastPacket, Room};
+use chatgate_sio::packet::{Packet, PacketType, write_header};
+use chatgate_sio::{BroadcastOptions, BroadcastPacket, Room};
 use rmpv::Value as Mp;
 use serde_json::{Map, Value, json};
 

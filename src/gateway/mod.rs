@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use chatgate_engine::{
+use chatgate_sio::{
     BoxFuture, ConnectError, DisconnectReason, Event, Namespace, NamespaceHandler, Socket,
 };
 use serde::Serialize;

@@ -1,0 +1,93 @@
+//! What the layer above the engine implements ([`EngineHandler`]) and the
+//! values handed to it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::conn::Conn;
+
+/// A boxed, sendable future (what handler methods return).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The layer above Engine.IO (Socket.IO, or an echo server for the
+/// protocol suite). One handler serves every connection of an
+/// [`Engine`](crate::Engine).
+pub trait EngineHandler: Send + Sync + Sized + 'static {
+    /// Per-connection state of the layer above, stored inline in each
+    /// connection (no extra allocation per connection).
+    type Data: Default + Send + Sync + 'static;
+
+    /// A new connection is open; its open packet is already queued.
+    fn on_open(&self, _conn: &Arc<Conn<Self>>) {}
+
+    /// A message from the client. Called in arrival order, one at a time
+    /// per connection: the next message is not read meanwhile.
+    fn on_message<'a>(&'a self, conn: &'a Arc<Conn<Self>>, msg: Message) -> BoxFuture<'a, ()>;
+
+    /// The connection is gone. Called exactly once per connection, after
+    /// any `on_message` still running has returned.
+    fn on_close<'a>(&'a self, conn: &'a Arc<Conn<Self>>, reason: CloseReason) -> BoxFuture<'a, ()>;
+}
+
+/// A message received from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message (the Engine.IO packet type removed).
+    Text(String),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// Why a connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The client closed the transport (close packet, WebSocket close, EOF,
+    /// an aborted long poll).
+    TransportClose,
+    /// Transport failure or malformed packet.
+    TransportError,
+    /// No pong within `ping_timeout`.
+    PingTimeout,
+    /// The outbound queue bound was hit.
+    SlowConsumer,
+    /// [`Engine::shutdown`](crate::Engine::shutdown).
+    ServerShutdown,
+    /// The layer above closed it ([`Conn::close`], [`Conn::abort`]).
+    ServerClose,
+    /// The deadline set with [`Conn::set_deadline`] passed.
+    DeadlineExpired,
+}
+
+impl CloseReason {
+    /// A short label (also the metrics label).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::ServerClose => "server close",
+            CloseReason::DeadlineExpired => "deadline expired",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Current transport of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}

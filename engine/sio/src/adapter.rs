@@ -1,0 +1,312 @@
+//! The adapter: socket registry, rooms and broadcast of one namespace.
+//!
+//! Every [`BroadcastOperator`](crate::BroadcastOperator) operation goes
+//! through [`Adapter`]. [`LocalAdapter`] serves one node. A cluster adapter
+//! (e.g. one compatible with Node's `@socket.io/redis-adapter`) wraps a
+//! `LocalAdapter` for the local part and adds pub/sub:
+//!
+//! * `broadcast`: deliver locally, then publish `(packet.text(), opts)`;
+//!   on receipt from another node call the local `broadcast` with the same
+//!   options (the packet text is the Socket.IO encoding, so it can be
+//!   re-encoded into the Node adapter's msgpack format).
+//! * `sockets_join` / `sockets_leave` / `disconnect_sockets`: apply locally,
+//!   publish a request; other nodes apply it to their local sockets.
+//! * `local_sockets` stays local (a `fetch_sockets` across nodes would be a
+//!   request/response on top).
+//!
+//! Like the reference, every socket is implicitly in a room named after its
+//! id: `to(sid)` and `except(sid)` work without storing such rooms.
+
+// `Socket` hashes by pointer identity, so its interior mutability cannot
+// change a key's hash.
+#![allow(clippy::mutable_key_type)]
+
+use std::collections::{HashMap, HashSet};
+
+use parking_lot::RwLock;
+
+use chatgate_eio::{Frame, MessageText};
+
+use crate::namespace::Room;
+use crate::socket::Socket;
+
+/// Which sockets an operation targets: the union of `rooms` (every socket
+/// when empty) minus the sockets of `except` rooms (socket ids included).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BroadcastOptions {
+    /// Target rooms; empty = the whole namespace.
+    pub rooms: Vec<Room>,
+    /// Excluded rooms (a socket id excludes that socket).
+    pub except: Vec<Room>,
+}
+
+/// A packet encoded once, shared by reference with every recipient.
+#[derive(Debug, Clone)]
+pub struct BroadcastPacket {
+    pub(crate) frames: Vec<Frame>,
+}
+
+impl BroadcastPacket {
+    /// The Socket.IO packet text (without the Engine.IO `4` prefix), for
+    /// cluster adapters that forward it.
+    pub fn text(&self) -> &str {
+        self.frames
+            .first()
+            .and_then(Frame::message_text)
+            .unwrap_or("")
+    }
+
+    /// A packet from its Socket.IO text (without the Engine.IO `4` prefix,
+    /// as [`text`](Self::text) returns it) and binary attachments: how a
+    /// cluster adapter rebuilds a packet received from another node.
+    pub fn from_parts(text: &str, attachments: Vec<bytes::Bytes>) -> BroadcastPacket {
+        let mut frames = Vec::with_capacity(1 + attachments.len());
+        frames.push(Frame::message(MessageText::from(text)));
+        frames.extend(attachments.into_iter().map(Frame::binary));
+        BroadcastPacket { frames }
+    }
+
+    /// Binary attachments following the text (empty for `emit`).
+    pub fn attachments(&self) -> impl Iterator<Item = &bytes::Bytes> {
+        self.frames.iter().filter_map(Frame::binary_data)
+    }
+}
+
+/// Socket registry, rooms and broadcast of one namespace.
+///
+/// Implementations must not call back into the engine while holding their
+/// own locks except through [`Socket`] sends, which never block and never
+/// take adapter locks.
+pub trait Adapter: Send + Sync + 'static {
+    /// A socket was created (CONNECT received; confirmed later).
+    fn add_socket(&self, socket: &Socket);
+    /// The socket is gone: forget it and leave all its rooms.
+    fn remove_socket(&self, socket: &Socket);
+    /// A local socket by id.
+    fn get_socket(&self, sid: &str) -> Option<Socket>;
+    /// Number of local sockets.
+    fn socket_count(&self) -> usize;
+    /// Number of non-empty rooms.
+    fn room_count(&self) -> usize;
+    /// `socket` joins `room`.
+    fn join(&self, socket: &Socket, room: Room);
+    /// `socket` leaves `room`; an emptied room is freed.
+    fn leave(&self, socket: &Socket, room: &Room);
+    /// Rooms joined by `socket` (its id room not included).
+    fn socket_rooms(&self, socket: &Socket) -> Vec<Room>;
+    /// Sends `packet` to every selected socket.
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions);
+    /// Every selected socket joins `rooms`.
+    fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]);
+    /// Every selected socket leaves `rooms`.
+    fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]);
+    /// Disconnects every selected socket (and closes their engine
+    /// connections when `close`).
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool);
+    /// The selected sockets of this node.
+    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket>;
+}
+
+/// In-memory adapter for a single node.
+#[derive(Default)]
+pub struct LocalAdapter {
+    state: RwLock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// sid -> (socket, joined rooms).
+    sockets: HashMap<Room, (Socket, Vec<Room>)>,
+    rooms: HashMap<Room, HashSet<Socket>>,
+}
+
+impl State {
+    fn excluded(&self, except: &[Room]) -> HashSet<Socket> {
+        let mut out = HashSet::new();
+        for r in except {
+            if let Some(members) = self.rooms.get(r) {
+                out.extend(members.iter().cloned());
+            } else if let Some((s, _)) = self.sockets.get(r) {
+                out.insert(s.clone());
+            }
+        }
+        out
+    }
+
+    /// Calls `f` once for every selected socket.
+    fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(&Socket)) {
+        let except = if opts.except.is_empty() {
+            None
+        } else {
+            Some(self.excluded(&opts.except))
+        };
+        let mut visit = |s: &Socket| {
+            if !except.as_ref().is_some_and(|e| e.contains(s)) {
+                f(s)
+            }
+        };
+        match opts.rooms.as_slice() {
+            [] => self.sockets.values().for_each(|(s, _)| visit(s)),
+            [room] => self.room_members(room, &mut visit),
+            rooms => {
+                let mut seen = HashSet::new();
+                for room in rooms {
+                    self.room_members(room, &mut |s: &Socket| {
+                        if seen.insert(s.clone()) {
+                            visit(s)
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn room_members(&self, room: &Room, f: &mut dyn FnMut(&Socket)) {
+        if let Some(members) = self.rooms.get(room) {
+            members.iter().for_each(f);
+        } else if let Some((s, _)) = self.sockets.get(room) {
+            f(s);
+        }
+    }
+
+    fn join(&mut self, socket: &Socket, room: Room) {
+        let Some((_, joined)) = self.sockets.get_mut(socket.id()) else {
+            return;
+        };
+        if joined.contains(&room) {
+            return;
+        }
+        joined.push(room.clone());
+        self.rooms.entry(room).or_default().insert(socket.clone());
+    }
+
+    fn leave(&mut self, socket: &Socket, room: &Room) {
+        if let Some((_, joined)) = self.sockets.get_mut(socket.id()) {
+            joined.retain(|r| r != room);
+        }
+        self.remove_member(socket, room);
+    }
+
+    fn remove_member(&mut self, socket: &Socket, room: &Room) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(socket);
+            if members.is_empty() {
+                self.rooms.remove(room); // frees the room
+            }
+        }
+    }
+}
+
+impl LocalAdapter {
+    /// An empty adapter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn selected(&self, opts: &BroadcastOptions) -> Vec<Socket> {
+        let mut out = Vec::new();
+        self.state.read().for_each(opts, |s| out.push(s.clone()));
+        out
+    }
+}
+
+impl Adapter for LocalAdapter {
+    fn add_socket(&self, socket: &Socket) {
+        self.state
+            .write()
+            .sockets
+            .insert(socket.id_arc().clone(), (socket.clone(), Vec::new()));
+    }
+
+    fn remove_socket(&self, socket: &Socket) {
+        let mut st = self.state.write();
+        let Some((_, joined)) = st.sockets.remove(socket.id()) else {
+            return;
+        };
+        for room in &joined {
+            st.remove_member(socket, room);
+        }
+        if st.sockets.capacity() > 64 && st.sockets.len() < st.sockets.capacity() / 4 {
+            st.sockets.shrink_to_fit();
+        }
+        if st.rooms.capacity() > 64 && st.rooms.len() < st.rooms.capacity() / 4 {
+            st.rooms.shrink_to_fit();
+        }
+    }
+
+    fn get_socket(&self, sid: &str) -> Option<Socket> {
+        self.state.read().sockets.get(sid).map(|(s, _)| s.clone())
+    }
+
+    fn socket_count(&self) -> usize {
+        self.state.read().sockets.len()
+    }
+
+    fn room_count(&self) -> usize {
+        self.state.read().rooms.len()
+    }
+
+    fn join(&self, socket: &Socket, room: Room) {
+        self.state.write().join(socket, room);
+    }
+
+    fn leave(&self, socket: &Socket, room: &Room) {
+        self.state.write().leave(socket, room);
+    }
+
+    fn socket_rooms(&self, socket: &Socket) -> Vec<Room> {
+        self.state
+            .read()
+            .sockets
+            .get(socket.id())
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default()
+    }
+
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
+        // Sends only push shared frames into per-connection queues; a full
+        // queue closes that connection (never silently skipped).
+        let mut delivered = 0u64;
+        self.state.read().for_each(opts, |s| {
+            if s.send_frames(&packet.frames).is_ok() {
+                delivered += 1;
+            }
+        });
+        metrics::counter!("chatgate_engine_broadcast_deliveries_total").increment(delivered);
+    }
+
+    fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        let targets = self.selected(opts);
+        let mut st = self.state.write();
+        for s in &targets {
+            for r in rooms {
+                st.join(s, r.clone());
+            }
+        }
+    }
+
+    fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]) {
+        let targets = self.selected(opts);
+        let mut st = self.state.write();
+        for s in &targets {
+            for r in rooms {
+                st.leave(s, r);
+            }
+        }
+    }
+
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
+        // Collected first: disconnecting takes the write lock.
+        for s in self.selected(opts) {
+            if close {
+                s.disconnect_and_close()
+            } else {
+                s.disconnect()
+            }
+        }
+    }
+
+    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
+        self.selected(opts)
+    }
+}

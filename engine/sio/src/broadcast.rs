@@ -1,0 +1,84 @@
+//! [`BroadcastOperator`]: selects sockets and acts on them through the adapter.
+
+use serde::Serialize;
+
+use chatgate_eio::Frame;
+
+use crate::adapter::{BroadcastOptions, BroadcastPacket};
+use crate::error::EmitError;
+use crate::namespace::{Namespace, Room};
+use crate::socket::{Socket, encode_event};
+
+/// Selects sockets (rooms, exceptions) and acts on them. All operations go
+/// through the namespace's [`Adapter`](crate::Adapter), so they become
+/// cluster-wide once a cross-node adapter is plugged in.
+#[derive(Clone, Debug)]
+pub struct BroadcastOperator {
+    ns: Namespace,
+    opts: BroadcastOptions,
+}
+
+impl BroadcastOperator {
+    pub(crate) fn new(ns: Namespace, opts: BroadcastOptions) -> Self {
+        BroadcastOperator { ns, opts }
+    }
+
+    /// Adds a target room (union of rooms).
+    pub fn to(mut self, room: impl Into<Room>) -> Self {
+        let room = room.into();
+        if !self.opts.rooms.contains(&room) {
+            self.opts.rooms.push(room);
+        }
+        self
+    }
+
+    /// Excludes the sockets of `room`.
+    pub fn except(mut self, room: impl Into<Room>) -> Self {
+        self.opts.except.push(room.into());
+        self
+    }
+
+    /// Excludes one socket.
+    pub fn except_socket(self, sid: &str) -> Self {
+        self.except(sid)
+    }
+
+    /// The selection.
+    pub fn options(&self) -> &BroadcastOptions {
+        &self.opts
+    }
+
+    /// Encodes the EVENT packet once and shares the bytes with every
+    /// recipient. `data` is the single argument of the event.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        let text = encode_event(self.ns.path(), event, data, None)?;
+        let packet = BroadcastPacket {
+            frames: vec![Frame::message(text)],
+        };
+        self.ns.adapter().broadcast(&packet, &self.opts);
+        Ok(())
+    }
+
+    /// Every selected socket joins `room`.
+    pub fn sockets_join(&self, room: impl Into<Room>) {
+        self.ns.adapter().sockets_join(&self.opts, &[room.into()]);
+    }
+
+    /// Every selected socket leaves `room`.
+    pub fn sockets_leave(&self, room: impl Into<Room>) {
+        self.ns.adapter().sockets_leave(&self.opts, &[room.into()]);
+    }
+
+    /// Disconnects every selected socket; `close_transport` also closes
+    /// their engine connections.
+    pub fn disconnect_sockets(&self, close_transport: bool) {
+        self.ns
+            .adapter()
+            .disconnect_sockets(&self.opts, close_transport);
+    }
+
+    /// The selected sockets on this node.
+    pub fn local_sockets(&self) -> Vec<Socket> {
+        self.ns.adapter().local_sockets(&self.opts)
+    }
+}

@@ -1,0 +1,407 @@
+//! A Socket.IO socket: one namespace on one engine connection.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use chatgate_eio::{Frame, MessageText, Transport};
+
+use crate::broadcast::BroadcastOperator;
+use crate::client::EngineConn;
+use crate::error::{AckError, EmitError};
+use crate::handler::{AckSender, DisconnectReason, Event};
+use crate::namespace::{Namespace, Room};
+use crate::packet::{Packet, PacketType, write_header};
+
+const PENDING: u8 = 0;
+const CONNECTED: u8 = 1;
+const GONE: u8 = 2;
+
+/// A connected client in one namespace. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Socket(Arc<Inner>);
+
+struct Inner {
+    id: Arc<str>,
+    ns: Namespace,
+    conn: Arc<EngineConn>,
+    data: OnceLock<Box<dyn Any + Send + Sync>>,
+    state: AtomicU8,
+    /// Frames emitted before the CONNECT reply (held back, then sent after it).
+    held: Mutex<Vec<Frame>>,
+    /// Pending server -> client acks, allocated on first use.
+    acks: Mutex<Option<HashMap<u64, oneshot::Sender<Vec<Value>>>>>,
+    next_ack: AtomicU64,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.0.id)
+            .field("nsp", &self.0.ns.path())
+            .finish()
+    }
+}
+
+impl PartialEq for Socket {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Socket {}
+impl Hash for Socket {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.0) as usize).hash(state)
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(ns: Namespace, conn: Arc<EngineConn>) -> Socket {
+        Socket(Arc::new(Inner {
+            id: chatgate_eio::random_id().into(),
+            ns,
+            conn,
+            data: OnceLock::new(),
+            state: AtomicU8::new(PENDING),
+            held: Mutex::new(Vec::new()),
+            acks: Mutex::new(None),
+            next_ack: AtomicU64::new(0),
+        }))
+    }
+
+    pub(crate) fn ptr_eq(&self, other: &Socket) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    pub(crate) fn ns_path(&self) -> &str {
+        self.0.ns.path()
+    }
+
+    pub(crate) fn id_arc(&self) -> &Arc<str> {
+        &self.0.id
+    }
+
+    /// Socket.IO session id (crypto-random, 128 bits, base64url).
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// The namespace of this socket.
+    pub fn namespace(&self) -> Namespace {
+        self.0.ns.clone()
+    }
+
+    /// Peer address of the connection that opened the session (when the
+    /// server was started with connect info).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.0.conn.remote_addr()
+    }
+
+    /// Current transport of the engine connection.
+    pub fn transport(&self) -> Transport {
+        self.0.conn.transport()
+    }
+
+    /// Attaches application data (once; later calls are ignored).
+    pub fn set_data<T: Any + Send + Sync>(&self, data: T) {
+        if self.0.data.set(Box::new(data)).is_err() {
+            tracing::warn!(sid = %self.0.id, "Socket::set_data called twice; ignored");
+        }
+    }
+
+    /// The data set with [`set_data`](Self::set_data), if of type `T`.
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.0.data.get()?.downcast_ref::<T>()
+    }
+
+    /// Sends an event with one argument.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        let text = encode_event(self.ns_path(), event, data, None)?;
+        self.send_frames(&[Frame::message(text)])
+    }
+
+    /// Sends an event with several arguments and binary attachments
+    /// (placeholders `{"_placeholder":true,"num":n}` in `args` refer to
+    /// `attachments[n]`).
+    pub fn emit_raw(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), EmitError> {
+        self.send_frames(&encode_raw_event(
+            self.ns_path(),
+            event,
+            args,
+            attachments,
+            None,
+        ))
+    }
+
+    /// Sends an event and waits for the client's acknowledgement.
+    pub async fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, AckError> {
+        let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
+        let text = encode_event(self.ns_path(), event, data, Some(id)).map_err(AckError::Emit)?;
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .acks
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert(id, tx);
+        if let Err(e) = self.send_frames(&[Frame::message(text)]) {
+            self.take_ack(id);
+            return Err(AckError::Emit(e));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(args)) => Ok(args),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                self.take_ack(id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    fn take_ack(&self, id: u64) -> Option<oneshot::Sender<Vec<Value>>> {
+        let mut acks = self.0.acks.lock();
+        let map = acks.as_mut()?;
+        let tx = map.remove(&id);
+        if map.is_empty() {
+            *acks = None; // free the map while idle
+        }
+        tx
+    }
+
+    /// Joins a room (immediately, also before the CONNECT reply).
+    pub fn join(&self, room: impl Into<Room>) {
+        self.0.ns.adapter().join(self, room.into());
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: impl Into<Room>) {
+        self.0.ns.adapter().leave(self, &room.into());
+    }
+
+    /// Rooms of this socket, including its own id (as in the reference).
+    pub fn rooms(&self) -> Vec<Room> {
+        let mut rooms = vec![self.0.id.clone()];
+        rooms.extend(self.0.ns.adapter().socket_rooms(self));
+        rooms
+    }
+
+    /// Every socket of the namespace except this one.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.0.ns.all().except_socket(self.id())
+    }
+
+    /// Sockets in `room`, except this one.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.0.ns.to(room).except_socket(self.id())
+    }
+
+    /// Sends a Socket.IO DISCONNECT and removes the socket (the client will
+    /// not reconnect). on_disconnect(ServerNamespaceDisconnect) runs in a task.
+    pub fn disconnect(&self) {
+        if !self.mark_gone() {
+            return;
+        }
+        let mut text = MessageText::new();
+        write_header(&mut text, PacketType::Disconnect, self.ns_path(), 0, None);
+        self.0.conn.send_unbounded(Frame::message(text));
+        crate::client::detach(&self.0.conn, self, false);
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.cleanup(DisconnectReason::ServerNamespaceDisconnect)
+                .await
+        });
+    }
+
+    /// Disconnects every socket of this socket's engine connection, then
+    /// closes the connection.
+    pub(crate) fn disconnect_and_close(&self) {
+        let sockets = self.0.conn.data().sockets.lock().clone();
+        for s in sockets {
+            s.disconnect();
+        }
+        self.0.conn.close();
+    }
+
+    /// Whether the socket is connected (confirmed and not gone).
+    pub fn is_connected(&self) -> bool {
+        self.0.state.load(Ordering::Acquire) == CONNECTED && !self.0.conn.is_closing()
+    }
+
+    // ---- engine side -------------------------------------------------------------
+
+    /// Queues frames for this socket, holding them back until the CONNECT reply.
+    pub(crate) fn send_frames(&self, frames: &[Frame]) -> Result<(), EmitError> {
+        match self.0.state.load(Ordering::Acquire) {
+            CONNECTED => Ok(self.0.conn.send(frames)?),
+            GONE => Err(EmitError::Disconnected),
+            _ => {
+                let mut held = self.0.held.lock();
+                match self.0.state.load(Ordering::Acquire) {
+                    PENDING => {
+                        if held.len() + frames.len() > self.0.conn.config().max_queued_packets {
+                            drop(held);
+                            self.0.conn.close_slow_consumer();
+                            return Err(EmitError::QueueFull);
+                        }
+                        held.extend(frames.iter().cloned());
+                        Ok(())
+                    }
+                    CONNECTED => {
+                        drop(held);
+                        Ok(self.0.conn.send(frames)?)
+                    }
+                    _ => Err(EmitError::Disconnected),
+                }
+            }
+        }
+    }
+
+    /// Sends the CONNECT reply, then the held-back frames behind a flush
+    /// barrier (a client reads the reply alone, as from the reference).
+    pub(crate) fn confirm(&self) {
+        let mut held = self.0.held.lock();
+        let mut reply = MessageText::new();
+        write_header(&mut reply, PacketType::Connect, self.ns_path(), 0, None);
+        reply.push_str("{\"sid\":\"");
+        reply.push_str(&self.0.id);
+        reply.push_str("\"}");
+        let frames = std::mem::take(&mut *held);
+        self.0.state.store(CONNECTED, Ordering::Release);
+        drop(held);
+        self.0.conn.send_then_pause(Frame::message(reply), frames);
+    }
+
+    /// CONNECT refused: drop held frames.
+    pub(crate) fn abandon(&self) {
+        self.0.state.store(GONE, Ordering::Release);
+        *self.0.held.lock() = Vec::new();
+    }
+
+    /// Marks the socket gone; true for the first caller only.
+    fn mark_gone(&self) -> bool {
+        self.0
+            .state
+            .compare_exchange(CONNECTED, GONE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Removes from the adapter, fails pending acks, calls on_disconnect.
+    async fn cleanup(&self, reason: DisconnectReason) {
+        self.0.ns.adapter().remove_socket(self);
+        *self.0.acks.lock() = None;
+        self.0.ns.handler().on_disconnect(self, reason).await;
+    }
+
+    /// The engine connection closed.
+    pub(crate) async fn closed(&self, reason: DisconnectReason) {
+        if self.mark_gone() {
+            self.cleanup(reason).await;
+        }
+    }
+
+    /// A packet for this socket from the client.
+    pub(crate) async fn on_packet(&self, packet: Packet, attachments: Vec<Bytes>) {
+        match packet.kind {
+            PacketType::Event | PacketType::BinaryEvent => {
+                if self.0.state.load(Ordering::Acquire) != CONNECTED {
+                    return;
+                }
+                let Some(Value::Array(mut args)) = packet.data else {
+                    return;
+                };
+                if args.is_empty() {
+                    return;
+                }
+                let name = match args.remove(0) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                let ack = packet.id.map(|id| AckSender {
+                    socket: self.clone(),
+                    id,
+                });
+                let event = Event {
+                    name,
+                    args,
+                    attachments,
+                    ack,
+                };
+                self.0.ns.handler().on_event(self, event).await;
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                if let (Some(id), Some(Value::Array(args))) = (packet.id, packet.data)
+                    && let Some(tx) = self.take_ack(id)
+                {
+                    let _ = tx.send(args);
+                }
+            }
+            PacketType::Disconnect => {
+                if self.mark_gone() {
+                    crate::client::detach(&self.0.conn, self, true);
+                    self.cleanup(DisconnectReason::ClientNamespaceDisconnect)
+                        .await;
+                }
+            }
+            PacketType::Connect | PacketType::ConnectError => {}
+        }
+    }
+}
+
+/// `2<nsp>,<id>["event",data]`.
+pub(crate) fn encode_event<T: Serialize + ?Sized>(
+    nsp: &str,
+    event: &str,
+    data: &T,
+    id: Option<u64>,
+) -> Result<MessageText, EmitError> {
+    let mut text = MessageText::with_capacity(32 + event.len());
+    write_header(&mut text, PacketType::Event, nsp, 0, id);
+    text.push('[');
+    serde_json::to_writer(&mut text, event)?;
+    text.push(',');
+    serde_json::to_writer(&mut text, data)?;
+    text.push(']');
+    Ok(text)
+}
+
+/// An event with several arguments and attachments, as frames.
+pub(crate) fn encode_raw_event(
+    nsp: &str,
+    event: &str,
+    mut args: Vec<Value>,
+    attachments: Vec<Bytes>,
+    id: Option<u64>,
+) -> Vec<Frame> {
+    let kind = if attachments.is_empty() {
+        PacketType::Event
+    } else {
+        PacketType::BinaryEvent
+    };
+    args.insert(0, Value::String(event.to_owned()));
+    let mut text = MessageText::new();
+    write_header(&mut text, kind, nsp, attachments.len(), id);
+    text.push_str(&Value::Array(args).to_string());
+    let mut frames = Vec::with_capacity(1 + attachments.len());
+    frames.push(Frame::message(text));
+    frames.extend(attachments.into_iter().map(Frame::binary));
+    frames
+}
