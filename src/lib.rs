@@ -19,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod backend;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod domain;
