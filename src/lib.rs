@@ -5,6 +5,7 @@
 //! The crate is layered bottom-up; each concern has one home.
 //!
 //! - [`error`]: the one error type and its stable, client-visible codes.
+//! - [`clock`]: the wall clock (`now_ms`), read by the domain and the backends alike.
 //! - [`config`]: every setting (CLI flag, env var, optional TOML file), validated once at startup.
 //! - [`auth`]: handshake identity: JWT (HS256/RS256/ES256) or dev-mode `userId`.
 //! - [`protocol`]: event names and payload shapes of the wire contract, the only place they are spelled.
@@ -14,7 +15,9 @@
 //!   engine (`chatgate-engine`, in `engine/`).
 //! - [`server`]: the HTTP app (engine, health checks) and its run loop with graceful shutdown.
 //! - [`api`]: the other HTTP surfaces: the server API for app backends (`/api/v1`), the demo
-//!   chat page (`/`); [`metrics`] (`/metrics`, Prometheus) and [`status`] (`/status`) for operators.
+//!   chat page (`/`), and for operators `/metrics` (Prometheus) and `/status`.
+//! - [`metrics`]: the name of every metric and the recorder, without HTTP, so every layer may
+//!   record metrics.
 
 pub mod api;
 pub mod auth;
@@ -28,4 +31,3 @@ pub mod gateway;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
-pub mod status;

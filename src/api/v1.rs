@@ -26,9 +26,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::Context;
 use super::auth::require_api_key;
+use super::context::Context;
 use super::error::ApiError;
+use super::snapshot::NodeSnapshot;
 use crate::domain::admin::Publish;
 use crate::error::ErrorCode;
 use crate::gateway::user_room;
@@ -405,7 +406,7 @@ async fn list_channels(
             ));
         }
     };
-    let snapshot = crate::status::NodeSnapshot::take(&context);
+    let snapshot = NodeSnapshot::take(&context);
     let ids: Vec<String> = snapshot.channels.into_keys().collect();
     let mut channels = context.chat.channel_summaries(ids).await?;
     channels.truncate(limit);
