@@ -25,6 +25,7 @@ pub mod backend;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod gateway;

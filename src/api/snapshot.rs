@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::context::Context;
+use crate::delivery::is_user_room;
 
 /// What this node holds right now, read from the engine's rooms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,8 +31,7 @@ impl NodeSnapshot {
                 if *room == *socket.id() {
                     continue;
                 }
-                if room.starts_with('@') {
-                    // The user room (see `gateway::user_room`).
+                if is_user_room(&room) {
                     users.insert(room);
                 } else {
                     *channels.entry(room.to_string()).or_default() += 1;
