@@ -1,5 +1,7 @@
-//! Prometheus metrics: the exporter, the list of every metric chatgate
-//! exports, and the `GET /metrics` endpoint.
+//! Prometheus metrics: the list of every metric chatgate exports, the
+//! recorder, and reading counters back from rendered text. No HTTP here:
+//! `GET /metrics` is served by [`crate::api::metrics`], with the other HTTP
+//! surfaces, so that everything may record metrics without importing them.
 //!
 //! Metrics are recorded through the `metrics` crate facade everywhere (the
 //! engine, the gateway, the API) and rendered in the Prometheus text format
@@ -15,12 +17,7 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::api::Context;
 
 /// The kind of a metric, as Prometheus names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,36 +282,6 @@ fn describe_all() {
         }
     }
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-}
-
-/// The current text of every metric (Prometheus text format 0.0.4), after
-/// refreshing the gauges computed at scrape time.
-pub async fn render(context: &Context) -> String {
-    let handle = install();
-    let snapshot = crate::status::NodeSnapshot::take(context);
-    metrics::gauge!(NODES).set(context.chat.live_nodes() as f64);
-    metrics::gauge!(SOCKETS).set(snapshot.sockets as f64);
-    metrics::gauge!(CHANNELS_WITH_SUBSCRIBERS).set(snapshot.channels.len() as f64);
-    // On a backend failure (logged by the domain) the gauge keeps its last value.
-    if let Ok(users) = context.chat.online_users().await {
-        metrics::gauge!(USERS_ONLINE).set(users.len() as f64);
-    }
-    handle.run_upkeep();
-    handle.render()
-}
-
-/// `GET /metrics`.
-pub(crate) async fn metrics_endpoint(State(context): State<Context>) -> Response {
-    let text = render(&context).await;
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
 }
 
 /// Sums a counter in rendered Prometheus text, grouped by the value of

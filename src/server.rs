@@ -24,6 +24,7 @@ use crate::backend::redis::{RedisBackend, RedisOptions};
 use crate::backend::{Backends, RateQuota};
 use crate::cluster::{ClusterAdapter, ClusterOptions};
 use crate::config::{Config, Rate};
+use crate::delivery;
 use crate::domain::{ChatService, Limits, RatePolicy};
 use crate::gateway::Gateway;
 
@@ -164,7 +165,7 @@ impl ClusterParts {
                 status: crate::protocol::PresenceStatus::Offline,
                 last_seen,
             };
-            crate::cluster::announce_presence(&self.namespace, &self.chat, presence).await;
+            delivery::announce_presence_change(&self.namespace, &self.chat, presence).await;
         }
         if !self.adapter.flush(Duration::from_secs(1)).await {
             tracing::warn!("some cross-node messages were not published before exit");
@@ -272,11 +273,7 @@ impl Server {
             None => (io.add_namespace("/", gateway), None),
             Some(node) => {
                 let namespace = io.add_namespace_with_adapter("/", gateway, node.adapter.clone());
-                crate::cluster::spawn_presence_announcer(
-                    node.changes,
-                    namespace.clone(),
-                    chat.clone(),
-                );
+                delivery::spawn_presence_announcer(node.changes, namespace.clone(), chat.clone());
                 let parts = ClusterParts {
                     backend: node.backend,
                     adapter: node.adapter,

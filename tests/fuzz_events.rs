@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chatgate::auth::{Authenticator, ChannelAccess, Identity, MAX_TOKEN_BYTES};
 use chatgate::backend::{Backends, RateQuota};
 use chatgate::config::{AuthConfig, JwtSettings};
+use chatgate::delivery::user_room;
 use chatgate::domain::{ChatService, Limits, RatePolicy, validate};
 use chatgate::error::{ErrorCode, GatewayError};
-use chatgate::gateway::user_room;
 use chatgate::protocol::{
     JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest, TypingRequest,
     UsersOnlineRequest, events, parse_request,

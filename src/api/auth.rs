@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::Context;
+use super::context::Context;
 use super::error::ApiError;
 
 /// Whether `headers` carry `Authorization: Bearer <expected>`.

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::Context;
+use super::context::Context;
 use crate::config::Config;
 
 const INDEX_HTML: &str = include_str!("../../demo/index.html");

@@ -3,7 +3,7 @@
 //! JSON in and out; every answer is `{ "status": "ok", ...fields }` or the
 //! contract's failure object `{ "status": "error", "code", "message" }` with
 //! a matching HTTP status (see [`super::error::http_status`]). Deliveries are
-//! the gateway's: a published message reaches the channel's connections as
+//! the gateway's, through [`crate::delivery`]: a published message reaches the channel's connections as
 //! `message:new`, membership changes subscribe or unsubscribe every live
 //! connection of the user and are announced with `channel:member-joined` /
 //! `channel:member-left`.
@@ -26,13 +26,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::Context;
 use super::auth::require_api_key;
+use super::context::Context;
 use super::error::ApiError;
+use super::snapshot::NodeSnapshot;
+use crate::delivery::{self, user_room};
 use crate::domain::admin::Publish;
 use crate::error::ErrorCode;
-use crate::gateway::user_room;
-use crate::protocol::{MemberEvent, PresenceStatus, events};
+use crate::protocol::PresenceStatus;
 
 /// The prefix of every route of this version.
 pub const PREFIX: &str = "/api/v1";
@@ -215,11 +216,8 @@ async fn publish(
             client_msg_id: request.client_msg_id,
         })
         .await?;
-    if let Err(err) = context
-        .namespace
-        .to(message.channel_id.as_str())
-        .emit(events::MESSAGE_NEW, &message)
-    {
+    // Nobody got an ack: the sender's own connections get it too.
+    if let Err(err) = delivery::deliver_message(&context.namespace, &message, None) {
         tracing::error!(%err, "emit failed");
         return Err(crate::error::GatewayError::internal().into());
     }
@@ -239,24 +237,8 @@ async fn add_member(
 ) -> Result<Json<Value>, ApiError> {
     let (channel_id, user_id) = path(ids)?;
     let joined = context.chat.add_member(&user_id, &channel_id).await?;
-    let namespace = &context.namespace;
-    // Subscribe every connection of the user (also on re-join: repairs drift).
-    namespace
-        .to(user_room(&user_id))
-        .sockets_join(joined.channel_id.as_str());
-    if joined.newly_joined {
-        let member = MemberEvent {
-            channel_id: joined.channel_id.clone(),
-            user_id: user_id.clone(),
-        };
-        // Nobody got an ack: the user's own connections hear it too.
-        if let Err(err) = namespace
-            .to(joined.channel_id.as_str())
-            .emit(events::CHANNEL_MEMBER_JOINED, &member)
-        {
-            tracing::error!(%err, "emit failed");
-        }
-    }
+    // Nobody got an ack: the user's own connections hear it too.
+    delivery::member_joined(&context.namespace, &user_id, &joined, None);
     Ok(ok(json!({
         "channelId": joined.channel_id,
         "userId": user_id,
@@ -273,22 +255,8 @@ async fn remove_member(
 ) -> Result<Json<Value>, ApiError> {
     let (channel_id, user_id) = path(ids)?;
     let channel_id = context.chat.remove_member(&user_id, &channel_id).await?;
-    let namespace = &context.namespace;
-    let member = MemberEvent {
-        channel_id: channel_id.clone(),
-        user_id: user_id.clone(),
-    };
-    // Announce before unsubscribing, so the user's connections hear it too.
-    if let Err(err) = namespace
-        .to(channel_id.as_str())
-        .to(user_room(&user_id))
-        .emit(events::CHANNEL_MEMBER_LEFT, &member)
-    {
-        tracing::error!(%err, "emit failed");
-    }
-    namespace
-        .to(user_room(&user_id))
-        .sockets_leave(channel_id.as_str());
+    // Nobody got an ack: the user's own connections hear it too.
+    delivery::member_left(&context.namespace, &user_id, &channel_id, None);
     Ok(ok(json!({ "channelId": channel_id, "userId": user_id })))
 }
 
@@ -405,7 +373,7 @@ async fn list_channels(
             ));
         }
     };
-    let snapshot = crate::status::NodeSnapshot::take(&context);
+    let snapshot = NodeSnapshot::take(&context);
     let ids: Vec<String> = snapshot.channels.into_keys().collect();
     let mut channels = context.chat.channel_summaries(ids).await?;
     channels.truncate(limit);

@@ -29,8 +29,10 @@
 //! Nothing here waits for other nodes: there are no request/response
 //! exchanges, so a dead node can never stall a live one. Node liveness
 //! (heartbeats, `P:nodes`) lives in the Redis backend, which also sweeps a
-//! dead node's connections; [`spawn_presence_announcer`] turns the users that
-//! sweep took offline into `presence:update` events.
+//! dead node's connections; `delivery::spawn_presence_announcer` turns the
+//! users that sweep took offline into `presence:update` events, which reach
+//! every node through this adapter. The adapter itself knows nothing of chat:
+//! it carries rooms and packets.
 
 mod wire;
 
@@ -38,9 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chatgate_sio::{
-    Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Namespace, Room, Socket,
-};
+use chatgate_sio::{Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Room, Socket};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -48,8 +48,6 @@ use redis::{ProtocolVersion, PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::RedisSettings;
-use crate::domain::ChatService;
-use crate::protocol::{PresenceInfo, events};
 
 /// Options of the cluster adapter.
 #[derive(Debug, Clone)]
@@ -664,46 +662,6 @@ impl Adapter for ClusterAdapter {
 
     fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket> {
         self.shared.local.local_sockets(opts)
-    }
-}
-
-/// Announces the presence changes the Redis backend reports (see
-/// `RedisOptions::presence_changes`): users a sweep of a dead node took
-/// offline, users back online after a re-registration. Each goes through
-/// [`announce_presence`]. Ends when the sender is dropped.
-pub fn spawn_presence_announcer(
-    mut changes: mpsc::UnboundedReceiver<PresenceInfo>,
-    namespace: Namespace,
-    chat: ChatService,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(presence) = changes.recv().await {
-            announce_presence(&namespace, &chat, presence).await;
-        }
-    })
-}
-
-/// Emits `presence:update` with `presence` to the user's channels through
-/// `namespace` (so, with a [`ClusterAdapter`], on every node). For changes
-/// no local connect or disconnect handler announces: users swept off a dead
-/// node, removed at the end of a drain, or back after a re-registration.
-pub async fn announce_presence(namespace: &Namespace, chat: &ChatService, presence: PresenceInfo) {
-    let channels = match chat.user_channels(&presence.user_id).await {
-        Ok(channels) => channels,
-        Err(err) => {
-            tracing::warn!(user_id = presence.user_id, %err, "presence change not announced");
-            return;
-        }
-    };
-    let Some((first, rest)) = channels.split_first() else {
-        return;
-    };
-    let mut operator = namespace.to(first.as_str());
-    for channel in rest {
-        operator = operator.to(channel.as_str());
-    }
-    if let Err(err) = operator.emit(events::PRESENCE_UPDATE, &presence) {
-        tracing::error!(%err, "emit failed");
     }
 }
 

@@ -8,18 +8,17 @@
 pub mod admin;
 pub mod validate;
 
-use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::auth::Identity;
 use crate::backend::{
     BackendError, Backends, ConnectOutcome, ConnectionRecord, JoinOutcome, RateQuota,
 };
+use crate::clock::now_ms;
 use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::protocol::{
     ChannelSummary, JoinRequest, LeaveRequest, Message, PresenceInfo, PresenceStatus,
     SendMessageRequest, TypingEvent, TypingRequest, UsersOnlineRequest,
 };
+use std::collections::HashMap;
 
 /// The limits the domain enforces.
 #[derive(Debug, Clone)]
@@ -78,13 +77,6 @@ pub struct ChatService {
     backends: Backends,
     limits: std::sync::Arc<Limits>,
     node_id: std::sync::Arc<str>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Logs a backend failure and turns it into what the client may see.

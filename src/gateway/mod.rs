@@ -1,34 +1,26 @@
 //! The Socket.IO face of chatgate: authenticates handshakes, dispatches client
-//! events to the [`ChatService`], answers with acks (or `error` events) and
-//! delivers server events through the engine's rooms.
-//!
-//! Rooms: a channel's room is named exactly as the channel (as in the seed, so
-//! an app backend emitting to a room reaches the channel), and every socket of
-//! a user is in the user's room, [`user_room`], which a channel id can never
-//! equal. Membership operations act on the user's room, so all tabs of a user
-//! join or leave together.
+//! events to the [`ChatService`], one function per event, and answers with
+//! acks (or `error` events). What an event changes for other connections is
+//! delivered by [`crate::delivery`], which also names the rooms.
 
 use std::sync::Arc;
 
-use chatgate_sio::{
-    BoxFuture, ConnectError, DisconnectReason, Event, Namespace, NamespaceHandler, Socket,
-};
+use chatgate_sio::{BoxFuture, ConnectError, DisconnectReason, Event, NamespaceHandler, Socket};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Authenticator, Identity};
+use crate::delivery::{self, emit_logged, user_room};
 use crate::domain::ChatService;
 use crate::error::{GatewayError, GatewayResult};
 use crate::protocol::{
-    JoinRequest, LeaveRequest, MemberEvent, PresenceInfo, PresenceUpdateRequest,
-    SendMessageRequest, TypingRequest, UsersOnlineRequest, events, parse_request,
+    JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest, TypingRequest,
+    UsersOnlineRequest, events, parse_request,
 };
 
-/// The room holding every socket of `user_id`. `@` is not allowed in channel
-/// ids, so this never names a channel's room.
-pub fn user_room(user_id: &str) -> String {
-    format!("@{user_id}")
-}
+/// What a client event answers: the fields of the success ack (`None`: a
+/// bare `{ "status": "ok" }`), or the error.
+type Answer = GatewayResult<Option<Value>>;
 
 /// What a confirmed socket carries: who it is.
 #[derive(Debug)]
@@ -69,7 +61,7 @@ impl Gateway {
             "connected"
         );
         if let Some(presence) = connected.came_online {
-            announce_presence(
+            delivery::announce_presence(
                 &socket.namespace(),
                 &connected.channels,
                 &presence,
@@ -79,142 +71,112 @@ impl Gateway {
         Ok(())
     }
 
-    /// Runs one client event; `Ok` carries the fields of the success ack.
+    /// Runs one client event, after counting it against the user's rate limit.
     async fn dispatch(
         &self,
         socket: &Socket,
         identity: &Identity,
         event: &Event,
         label: &'static str,
-    ) -> GatewayResult<Option<Value>> {
+    ) -> Answer {
         let user_id = identity.user_id.as_str();
         self.chat.check_rate(user_id, label).await?;
         let payload = event.args.first().unwrap_or(&Value::Null);
-        let namespace = socket.namespace();
         match event.name.as_str() {
-            events::CHANNEL_JOIN => {
-                let joined = self
-                    .chat
-                    .join(identity, JoinRequest::parse(payload)?)
-                    .await?;
-                // Subscribe every tab of the user, also on re-join (repairs drift).
-                namespace
-                    .to(user_room(user_id))
-                    .sockets_join(joined.channel_id.as_str());
-                if joined.newly_joined {
-                    let member = MemberEvent {
-                        channel_id: joined.channel_id.clone(),
-                        user_id: user_id.to_owned(),
-                    };
-                    // The joining connection has its ack; everyone else hears it.
-                    emit_logged(
-                        namespace
-                            .to(joined.channel_id.as_str())
-                            .except_socket(socket.id())
-                            .emit(events::CHANNEL_MEMBER_JOINED, &member),
-                    );
-                }
-                Ok(Some(json!({
-                    "channelId": joined.channel_id,
-                    "members": joined.members,
-                    "online": joined.online,
-                })))
-            }
-            events::CHANNEL_LEAVE => {
-                let channel_id = self
-                    .chat
-                    .leave(user_id, LeaveRequest::parse(payload)?)
-                    .await?;
-                let member = MemberEvent {
-                    channel_id: channel_id.clone(),
-                    user_id: user_id.to_owned(),
-                };
-                // Announce before unsubscribing, so the user's other tabs hear
-                // it too; the leaving connection has its ack.
-                emit_logged(
-                    namespace
-                        .to(channel_id.as_str())
-                        .to(user_room(user_id))
-                        .except_socket(socket.id())
-                        .emit(events::CHANNEL_MEMBER_LEFT, &member),
-                );
-                namespace
-                    .to(user_room(user_id))
-                    .sockets_leave(channel_id.as_str());
-                Ok(Some(json!({ "channelId": channel_id })))
-            }
-            events::MESSAGE_SEND => {
-                let request: SendMessageRequest = parse_request(events::MESSAGE_SEND, payload)?;
-                let message = self.chat.send_message(user_id, request).await?;
-                emit_logged(
-                    namespace
-                        .to(message.channel_id.as_str())
-                        .except_socket(socket.id())
-                        .emit(events::MESSAGE_NEW, &message),
-                );
-                metrics::counter!("chatgate_messages_total").increment(1);
-                Ok(Some(json!({
-                    "id": message.id,
-                    "channelId": message.channel_id,
-                    "ts": message.ts,
-                })))
-            }
-            events::PRESENCE_UPDATE => {
-                let request: PresenceUpdateRequest =
-                    parse_request(events::PRESENCE_UPDATE, payload)?;
-                let (presence, channels) = self.chat.set_presence(user_id, request.status).await?;
-                announce_presence(&namespace, &channels, &presence, None);
-                Ok(None)
-            }
-            events::TYPING => {
-                let request: TypingRequest = parse_request(events::TYPING, payload)?;
-                let typing = self.chat.typing(user_id, request).await?;
-                emit_logged(
-                    namespace
-                        .to(typing.channel_id.as_str())
-                        .except_socket(socket.id())
-                        .emit(events::TYPING, &typing),
-                );
-                Ok(None)
-            }
-            events::USERS_ONLINE => {
-                let users = self
-                    .chat
-                    .users_online(user_id, UsersOnlineRequest::parse(payload)?)
-                    .await?;
-                Ok(Some(json!({ "users": users })))
-            }
-            events::CHANNEL_LIST => {
-                let channels = self.chat.channel_list(user_id).await?;
-                Ok(Some(json!({ "channels": channels })))
-            }
+            events::CHANNEL_JOIN => self.channel_join(socket, identity, payload).await,
+            events::CHANNEL_LEAVE => self.channel_leave(socket, user_id, payload).await,
+            events::MESSAGE_SEND => self.message_send(socket, user_id, payload).await,
+            events::PRESENCE_UPDATE => self.presence_update(socket, user_id, payload).await,
+            events::TYPING => self.typing(socket, user_id, payload).await,
+            events::USERS_ONLINE => self.users_online(user_id, payload).await,
+            events::CHANNEL_LIST => self.channel_list(user_id).await,
             other => Err(GatewayError::invalid_payload(format!(
                 "unknown event '{}'",
                 truncate(other, 64)
             ))),
         }
     }
-}
 
-/// Sends `presence` to every channel in `channels` (each socket once),
-/// optionally leaving out one socket.
-fn announce_presence(
-    namespace: &Namespace,
-    channels: &[String],
-    presence: &PresenceInfo,
-    except: Option<&str>,
-) {
-    let Some((first, rest)) = channels.split_first() else {
-        return;
-    };
-    let mut operator = namespace.to(first.as_str());
-    for channel in rest {
-        operator = operator.to(channel.as_str());
+    /// `channel:join`: the joining connection gets the members in its ack;
+    /// everyone else hears `channel:member-joined`.
+    async fn channel_join(&self, socket: &Socket, identity: &Identity, payload: &Value) -> Answer {
+        let joined = self
+            .chat
+            .join(identity, JoinRequest::parse(payload)?)
+            .await?;
+        delivery::member_joined(
+            &socket.namespace(),
+            &identity.user_id,
+            &joined,
+            Some(socket.id()),
+        );
+        Ok(Some(json!({
+            "channelId": joined.channel_id,
+            "members": joined.members,
+            "online": joined.online,
+        })))
     }
-    if let Some(sid) = except {
-        operator = operator.except_socket(sid);
+
+    /// `channel:leave`: the leaving connection has its ack; the channel and
+    /// the user's other tabs hear `channel:member-left`.
+    async fn channel_leave(&self, socket: &Socket, user_id: &str, payload: &Value) -> Answer {
+        let channel_id = self
+            .chat
+            .leave(user_id, LeaveRequest::parse(payload)?)
+            .await?;
+        delivery::member_left(&socket.namespace(), user_id, &channel_id, Some(socket.id()));
+        Ok(Some(json!({ "channelId": channel_id })))
     }
-    emit_logged(operator.emit(events::PRESENCE_UPDATE, presence));
+
+    /// `message:send`: the sender gets id and time in its ack; the rest of
+    /// the channel gets `message:new`.
+    async fn message_send(&self, socket: &Socket, user_id: &str, payload: &Value) -> Answer {
+        let request: SendMessageRequest = parse_request(events::MESSAGE_SEND, payload)?;
+        let message = self.chat.send_message(user_id, request).await?;
+        emit_logged(delivery::deliver_message(
+            &socket.namespace(),
+            &message,
+            Some(socket.id()),
+        ));
+        metrics::counter!("chatgate_messages_total").increment(1);
+        Ok(Some(json!({
+            "id": message.id,
+            "channelId": message.channel_id,
+            "ts": message.ts,
+        })))
+    }
+
+    /// `presence:update`: announced in every channel of the user, to all of
+    /// its connections too.
+    async fn presence_update(&self, socket: &Socket, user_id: &str, payload: &Value) -> Answer {
+        let request: PresenceUpdateRequest = parse_request(events::PRESENCE_UPDATE, payload)?;
+        let (presence, channels) = self.chat.set_presence(user_id, request.status).await?;
+        delivery::announce_presence(&socket.namespace(), &channels, &presence, None);
+        Ok(None)
+    }
+
+    /// `typing`: relayed to the rest of the channel.
+    async fn typing(&self, socket: &Socket, user_id: &str, payload: &Value) -> Answer {
+        let request: TypingRequest = parse_request(events::TYPING, payload)?;
+        let typing = self.chat.typing(user_id, request).await?;
+        delivery::deliver_typing(&socket.namespace(), &typing, Some(socket.id()));
+        Ok(None)
+    }
+
+    /// `users:online`: answered in the ack only.
+    async fn users_online(&self, user_id: &str, payload: &Value) -> Answer {
+        let users = self
+            .chat
+            .users_online(user_id, UsersOnlineRequest::parse(payload)?)
+            .await?;
+        Ok(Some(json!({ "users": users })))
+    }
+
+    /// `channel:list`: answered in the ack only.
+    async fn channel_list(&self, user_id: &str) -> Answer {
+        let channels = self.chat.channel_list(user_id).await?;
+        Ok(Some(json!({ "channels": channels })))
+    }
 }
 
 /// The name of a client event as a static label (rate-limit key, metric
@@ -226,13 +188,6 @@ fn event_label(name: &str) -> &'static str {
         .copied()
         .find(|known| *known == name)
         .unwrap_or("unknown")
-}
-
-/// A failed emit is an encoding bug, not a client's fault: log it.
-fn emit_logged<E: std::fmt::Display>(result: Result<(), E>) {
-    if let Err(err) = result {
-        tracing::error!(%err, "emit failed");
-    }
 }
 
 fn truncate(text: &str, max_chars: usize) -> &str {
@@ -324,12 +279,7 @@ impl NamespaceHandler for Gateway {
             );
             if let Some(offline) = self.chat.disconnect(user_id, socket.id()).await {
                 // Membership outlives connections: announce, do not leave.
-                match self.chat.user_channels(user_id).await {
-                    Ok(channels) => {
-                        announce_presence(&socket.namespace(), &channels, &offline, None)
-                    }
-                    Err(err) => tracing::warn!(user_id, %err, "offline presence not announced"),
-                }
+                delivery::announce_presence_change(&socket.namespace(), &self.chat, offline).await;
             }
         })
     }

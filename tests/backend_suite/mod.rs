@@ -17,7 +17,7 @@ use std::time::Duration;
 use chatgate::backend::{
     Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, JoinOutcome, RateQuota,
 };
-use chatgate::domain::now_ms;
+use chatgate::clock::now_ms;
 use chatgate::protocol::PresenceStatus;
 
 /// A connection record of `node`.

@@ -20,7 +20,7 @@ use super::conn::unexpected;
 use super::presence::{register, unregister};
 use super::{Inner, STATE_DOWN, STATE_UP, scripts};
 use crate::backend::BackendResult;
-use crate::domain::now_ms;
+use crate::clock::now_ms;
 
 /// How many re-registrations run at once.
 const REPLAY_BATCH: usize = 64;
