@@ -6,10 +6,10 @@
 //! briefly, push pre-encoded frames and wake the transport with one
 //! `Notify`: no channel is allocated while a connection is idle.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -17,10 +17,100 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::EngineConfig;
-use crate::engine::Shared;
 use crate::error::SendError;
 use crate::frame::Frame;
-use crate::handler::{CloseReason, EngineHandler, Transport};
+use crate::handler::{BoxFuture, CloseReason, Message, Transport};
+use crate::packet::Packet;
+
+/// The layer above Engine.IO (Socket.IO, or an echo server for the
+/// protocol suite). One handler serves every connection of an
+/// [`Engine`](crate::Engine).
+pub trait EngineHandler: Send + Sync + Sized + 'static {
+    /// Per-connection state of the layer above, stored inline in each
+    /// connection (no extra allocation per connection).
+    type Data: Default + Send + Sync + 'static;
+
+    /// A new connection is open; its open packet is already queued.
+    fn on_open(&self, _conn: &Arc<Conn<Self>>) {}
+
+    /// A message from the client. Called in arrival order, one at a time
+    /// per connection: the next message is not read meanwhile.
+    fn on_message<'a>(&'a self, conn: &'a Arc<Conn<Self>>, msg: Message) -> BoxFuture<'a, ()>;
+
+    /// The connection is gone. Called exactly once per connection, after
+    /// any `on_message` still running has returned.
+    fn on_close<'a>(&'a self, conn: &'a Arc<Conn<Self>>, reason: CloseReason) -> BoxFuture<'a, ()>;
+}
+
+/// State shared by the router, the connections and [`Engine`].
+pub(crate) struct Shared<H: EngineHandler> {
+    pub(crate) config: EngineConfig,
+    pub(crate) handler: H,
+    conns: parking_lot::RwLock<HashMap<Box<str>, Arc<Conn<H>>>>,
+    /// Connections not yet finished (registered or closing).
+    live: AtomicUsize,
+    live_changed: Notify,
+    pub(crate) shutting_down: AtomicBool,
+    /// Per-IP handshake rate limit (`config.connection_rate_per_ip`).
+    pub(crate) ip_limiter: Option<crate::ip_limit::IpLimiter>,
+}
+
+impl<H: EngineHandler> Shared<H> {
+    pub(crate) fn new(config: EngineConfig, handler: H) -> Shared<H> {
+        Shared {
+            ip_limiter: config
+                .connection_rate_per_ip
+                .map(crate::ip_limit::IpLimiter::new),
+            config,
+            handler,
+            conns: parking_lot::RwLock::new(HashMap::new()),
+            live: AtomicUsize::new(0),
+            live_changed: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Every registered connection.
+    pub(crate) fn all(&self) -> Vec<Arc<Conn<H>>> {
+        self.conns.read().values().cloned().collect()
+    }
+
+    /// Connections not yet finished.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Resolves when `live` changes (enable it before reading `live`).
+    pub(crate) fn live_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.live_changed.notified()
+    }
+
+    pub(crate) fn get(&self, sid: &str) -> Option<Arc<Conn<H>>> {
+        self.conns.read().get(sid).cloned()
+    }
+
+    /// Registers a new connection (metrics, the handler's `on_open`).
+    pub(crate) fn register(&self, conn: &Arc<Conn<H>>) {
+        self.conns.write().insert(conn.sid.clone(), conn.clone());
+        self.live.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!("chatgate_engine_connections").increment(1.0);
+        metrics::counter!("chatgate_engine_connections_opened_total").increment(1);
+        self.handler.on_open(conn);
+    }
+
+    pub(crate) fn unregister(&self, sid: &str) {
+        let removed = self.conns.write().remove(sid);
+        drop(removed);
+    }
+
+    /// Called once per connection by `Conn::finish`.
+    pub(crate) async fn on_conn_closed(&self, conn: &Arc<Conn<H>>, reason: CloseReason) {
+        self.handler.on_close(conn, reason).await;
+        metrics::gauge!("chatgate_engine_connections").decrement(1.0);
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.live_changed.notify_waiters();
+    }
+}
 
 /// How a connection closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -634,5 +724,34 @@ impl<H: EngineHandler> Conn<H> {
         metrics::counter!("chatgate_engine_connections_closed_total", "reason" => reason.as_str())
             .increment(1);
         self.shared.on_conn_closed(self, reason).await;
+    }
+}
+
+impl<H: EngineHandler> Conn<H> {
+    /// Handles one client packet (both transports); the caller holds the
+    /// connection's inbound lock. False once the connection is closing.
+    pub(crate) async fn receive(self: &Arc<Self>, packet: Packet) -> bool {
+        let conn = self;
+        match packet {
+            Packet::Pong(false) => conn.on_pong(),
+            // Protocol v3 clients ping the server: answer, harmless for v4.
+            Packet::Ping(false) => conn.send_unbounded(Frame::packet(Utf8Bytes::from_static("3"))),
+            Packet::Message(text) => {
+                conn.shared
+                    .handler
+                    .on_message(conn, Message::Text(text))
+                    .await
+            }
+            Packet::Binary(data) => {
+                conn.shared
+                    .handler
+                    .on_message(conn, Message::Binary(data))
+                    .await
+            }
+            Packet::Close => conn.close_as(CloseReason::TransportClose, CloseKind::Client),
+            Packet::Noop | Packet::Upgrade | Packet::Ping(true) | Packet::Pong(true) => {}
+            Packet::Open(_) => conn.close_as(CloseReason::TransportError, CloseKind::Abort),
+        }
+        !conn.is_closing()
     }
 }

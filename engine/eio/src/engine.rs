@@ -1,57 +1,12 @@
 //! [`Engine`]: the server object, its shared state and connection registry.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::RwLock;
-use tokio::sync::Notify;
-
 use crate::config::EngineConfig;
-use crate::conn::{CloseKind, Conn};
-use crate::handler::{CloseReason, EngineHandler};
-
-/// State shared by the router, the connections and [`Engine`].
-pub(crate) struct Shared<H: EngineHandler> {
-    pub(crate) config: EngineConfig,
-    pub(crate) handler: H,
-    conns: RwLock<HashMap<Box<str>, Arc<Conn<H>>>>,
-    /// Connections not yet finished (registered or closing).
-    live: AtomicUsize,
-    live_changed: Notify,
-    pub(crate) shutting_down: AtomicBool,
-    /// Per-IP handshake rate limit (`config.connection_rate_per_ip`).
-    pub(crate) ip_limiter: Option<crate::ip_limit::IpLimiter>,
-}
-
-impl<H: EngineHandler> Shared<H> {
-    pub(crate) fn get(&self, sid: &str) -> Option<Arc<Conn<H>>> {
-        self.conns.read().get(sid).cloned()
-    }
-
-    /// Registers a new connection (metrics, the handler's `on_open`).
-    pub(crate) fn register(&self, conn: &Arc<Conn<H>>) {
-        self.conns.write().insert(conn.sid.clone(), conn.clone());
-        self.live.fetch_add(1, Ordering::AcqRel);
-        metrics::gauge!("chatgate_engine_connections").increment(1.0);
-        metrics::counter!("chatgate_engine_connections_opened_total").increment(1);
-        self.handler.on_open(conn);
-    }
-
-    pub(crate) fn unregister(&self, sid: &str) {
-        let removed = self.conns.write().remove(sid);
-        drop(removed);
-    }
-
-    /// Called once per connection by `Conn::finish`.
-    pub(crate) async fn on_conn_closed(&self, conn: &Arc<Conn<H>>, reason: CloseReason) {
-        self.handler.on_close(conn, reason).await;
-        metrics::gauge!("chatgate_engine_connections").decrement(1.0);
-        self.live.fetch_sub(1, Ordering::AcqRel);
-        self.live_changed.notify_waiters();
-    }
-}
+use crate::conn::{CloseKind, Conn, EngineHandler, Shared};
+use crate::handler::CloseReason;
 
 /// The Engine.IO server. Cheap to clone.
 pub struct Engine<H: EngineHandler> {
@@ -78,17 +33,7 @@ impl<H: EngineHandler> Engine<H> {
     /// An engine handing every connection's messages to `handler`.
     pub fn new(config: EngineConfig, handler: H) -> Engine<H> {
         Engine {
-            shared: Arc::new(Shared {
-                ip_limiter: config
-                    .connection_rate_per_ip
-                    .map(crate::ip_limit::IpLimiter::new),
-                config,
-                handler,
-                conns: RwLock::new(HashMap::new()),
-                live: AtomicUsize::new(0),
-                live_changed: Notify::new(),
-                shutting_down: AtomicBool::new(false),
-            }),
+            shared: Arc::new(Shared::new(config, handler)),
         }
     }
 
@@ -113,7 +58,7 @@ impl<H: EngineHandler> Engine<H> {
 
     /// Open connections (including ones still closing).
     pub fn connection_count(&self) -> usize {
-        self.shared.live.load(Ordering::Acquire)
+        self.shared.live()
     }
 
     /// Graceful shutdown: refuse new connections, close every open one as
@@ -123,14 +68,14 @@ impl<H: EngineHandler> Engine<H> {
     /// `deadline` passed (then the rest are aborted).
     pub async fn shutdown(&self, deadline: Duration) {
         self.shared.shutting_down.store(true, Ordering::Release);
-        let conns: Vec<_> = self.shared.conns.read().values().cloned().collect();
+        let conns: Vec<Arc<Conn<H>>> = self.shared.all();
         for c in &conns {
             c.close_as(CloseReason::ServerShutdown, CloseKind::Graceful(1001));
         }
         let until = tokio::time::Instant::now() + deadline;
         let wait_all = async {
             loop {
-                let notified = self.shared.live_changed.notified();
+                let notified = self.shared.live_changed();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
                 if self.connection_count() == 0 {

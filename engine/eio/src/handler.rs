@@ -1,36 +1,12 @@
-//! What the layer above the engine implements ([`EngineHandler`]) and the
-//! values handed to it.
+//! The values the engine hands to its [`EngineHandler`](crate::EngineHandler).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::conn::Conn;
-
 /// A boxed, sendable future (what handler methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The layer above Engine.IO (Socket.IO, or an echo server for the
-/// protocol suite). One handler serves every connection of an
-/// [`Engine`](crate::Engine).
-pub trait EngineHandler: Send + Sync + Sized + 'static {
-    /// Per-connection state of the layer above, stored inline in each
-    /// connection (no extra allocation per connection).
-    type Data: Default + Send + Sync + 'static;
-
-    /// A new connection is open; its open packet is already queued.
-    fn on_open(&self, _conn: &Arc<Conn<Self>>) {}
-
-    /// A message from the client. Called in arrival order, one at a time
-    /// per connection: the next message is not read meanwhile.
-    fn on_message<'a>(&'a self, conn: &'a Arc<Conn<Self>>, msg: Message) -> BoxFuture<'a, ()>;
-
-    /// The connection is gone. Called exactly once per connection, after
-    /// any `on_message` still running has returned.
-    fn on_close<'a>(&'a self, conn: &'a Arc<Conn<Self>>, reason: CloseReason) -> BoxFuture<'a, ()>;
-}
 
 /// A message received from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,13 +10,12 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use crate::conn::{CloseKind, Conn, PollOutcome};
-use crate::engine::Shared;
+use crate::conn::{CloseKind, Conn, EngineHandler, PollOutcome, Shared};
 use crate::frame::{Frame, Repr};
-use crate::handler::{CloseReason, EngineHandler, Transport};
+use crate::handler::{CloseReason, Transport};
+use crate::http::{EioError, text_response};
 use crate::id::random_id;
 use crate::payload::{SEPARATOR, decode_payload};
-use crate::router::{EioError, text_response};
 
 const TEXT: &str = "text/plain; charset=UTF-8";
 
@@ -173,7 +172,7 @@ pub(crate) async fn post<H: EngineHandler>(
         return EioError::BadRequest.response();
     }
     for p in packets {
-        if !crate::websocket::on_packet(&conn, p).await {
+        if !conn.receive(p).await {
             break;
         }
     }

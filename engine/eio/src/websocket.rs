@@ -24,13 +24,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::conn::{CloseKind, Conn, WriteBatch};
-use crate::engine::Shared;
+use crate::conn::{CloseKind, Conn, EngineHandler, Shared, WriteBatch};
 use crate::frame::{Frame, Repr};
-use crate::handler::{CloseReason, EngineHandler, Message as EioMessage, Transport};
+use crate::handler::{CloseReason, Transport};
+use crate::http::EioError;
 use crate::id::random_id;
 use crate::packet::Packet;
-use crate::router::EioError;
 
 fn header_has(req: &Request, name: header::HeaderName, token: &str) -> bool {
     req.headers()
@@ -250,7 +249,7 @@ where
                         let _inbound = conn.inbound.lock().await;
                         // Boxed: message handling has a large state that an
                         // idle connection should not reserve.
-                        Box::pin(on_packet(&conn, p)).await
+                        Box::pin(conn.receive(p)).await
                     }
                     Err(_) => {
                         conn.close_as(CloseReason::TransportError, CloseKind::Abort);
@@ -259,7 +258,7 @@ where
                 },
                 Some(Ok(Message::Binary(b))) => {
                     let _inbound = conn.inbound.lock().await;
-                    Box::pin(on_packet(&conn, Packet::Binary(b))).await
+                    Box::pin(conn.receive(Packet::Binary(b))).await
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
                 Some(Ok(Message::Close(_))) | None => {
@@ -341,30 +340,4 @@ fn to_message(f: Frame) -> Message {
         Repr::Text(t) => Message::Text(t),
         Repr::Binary(b) => Message::Binary(b),
     }
-}
-
-/// Handles one client packet (both transports); the caller holds the
-/// connection's inbound lock. False once the connection is closing.
-pub(crate) async fn on_packet<H: EngineHandler>(conn: &Arc<Conn<H>>, packet: Packet) -> bool {
-    match packet {
-        Packet::Pong(false) => conn.on_pong(),
-        // Protocol v3 clients ping the server: answer, harmless for v4.
-        Packet::Ping(false) => conn.send_unbounded(Frame::packet(Utf8Bytes::from_static("3"))),
-        Packet::Message(text) => {
-            conn.shared
-                .handler
-                .on_message(conn, EioMessage::Text(text))
-                .await
-        }
-        Packet::Binary(data) => {
-            conn.shared
-                .handler
-                .on_message(conn, EioMessage::Binary(data))
-                .await
-        }
-        Packet::Close => conn.close_as(CloseReason::TransportClose, CloseKind::Client),
-        Packet::Noop | Packet::Upgrade | Packet::Ping(true) | Packet::Pong(true) => {}
-        Packet::Open(_) => conn.close_as(CloseReason::TransportError, CloseKind::Abort),
-    }
-    !conn.is_closing()
 }
