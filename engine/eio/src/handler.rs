@@ -32,9 +32,9 @@ pub enum CloseReason {
     SlowConsumer,
     /// [`Engine::shutdown`](crate::Engine::shutdown).
     ServerShutdown,
-    /// The layer above closed it ([`Conn::close`], [`Conn::abort`]).
+    /// The layer above closed it ([`Conn::close`](crate::Conn::close), [`Conn::abort`](crate::Conn::abort)).
     ServerClose,
-    /// The deadline set with [`Conn::set_deadline`] passed.
+    /// The deadline set with [`Conn::set_deadline`](crate::Conn::set_deadline) passed.
     DeadlineExpired,
 }
 

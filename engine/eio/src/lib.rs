@@ -8,22 +8,27 @@
 //!
 //! # Layout
 //!
+//! From the bottom up (each file imports only files listed before it):
+//!
+//! * `error`, `id`, `config`, `ip_limit`: errors, random session ids,
+//!   settings, the per-IP handshake rate limit.
 //! * `packet` / `payload`: wire encoding (packets, `\x1e` polling batches).
 //! * `frame`: [`Frame`], a pre-encoded outbound packet shared by reference,
 //!   and [`MessageText`], the buffer a text message is written into.
-//! * `handler`: what the layer above implements ([`EngineHandler`]) and
-//!   receives ([`Message`], [`CloseReason`]).
-//! * `conn`: [`Conn`], one session. Owns the bounded outbound queue of
-//!   frames, heartbeat timers, a generic deadline, close state and the
-//!   layer above's per-connection data; transports only drain it.
+//! * `handler`: the values handed to the layer above ([`Message`],
+//!   [`CloseReason`], [`Transport`]).
+//! * `conn`: [`Conn`], one session, with the [`EngineHandler`] trait that
+//!   serves it and the registry of sessions (they refer to one another).
+//!   A session owns the bounded outbound queue of frames, heartbeat
+//!   timers, a generic deadline, close state and the layer above's
+//!   per-connection data; transports only drain it.
+//! * `http`: Engine.IO's HTTP error answers.
 //! * `websocket`: RFC 6455 handshake via hyper's upgrade, upgrade probe,
 //!   and the single task per WebSocket connection (reader + writer +
 //!   heartbeat futures joined in one task).
 //! * `polling`: handshake, long-poll GET, POST.
-//! * `router`: the axum entry point (query validation, CORS, 400 bodies,
-//!   the per-IP handshake rate limit of `ip_limit`).
-//! * `engine`: [`Engine`], shared state and the connection registry.
-//! * `config`, `error`, `id`: settings, errors, random session ids.
+//! * `router`: the axum entry point (query validation, CORS, dispatch).
+//! * `engine`: [`Engine`], the server object.
 //!
 //! # Memory and latency
 //!

@@ -1,4 +1,5 @@
-//! The adapter: socket registry, rooms and broadcast of one namespace.
+//! [`LocalAdapter`]: the socket registry, rooms and broadcast of one
+//! namespace on one node (the [`Adapter`] trait lives with [`Socket`]).
 //!
 //! Every [`BroadcastOperator`](crate::BroadcastOperator) operation goes
 //! through [`Adapter`]. [`LocalAdapter`] serves one node. A cluster adapter
@@ -13,9 +14,6 @@
 //!   publish a request; other nodes apply it to their local sockets.
 //! * `local_sockets` stays local (a `fetch_sockets` across nodes would be a
 //!   request/response on top).
-//!
-//! Like the reference, every socket is implicitly in a room named after its
-//! id: `to(sid)` and `except(sid)` work without storing such rooms.
 
 // `Socket` hashes by pointer identity, so its interior mutability cannot
 // change a key's hash.
@@ -25,87 +23,9 @@ use std::collections::{HashMap, HashSet};
 
 use parking_lot::RwLock;
 
-use chatgate_eio::{Frame, MessageText};
-
-use crate::namespace::Room;
-use crate::socket::Socket;
-
-/// Which sockets an operation targets: the union of `rooms` (every socket
-/// when empty) minus the sockets of `except` rooms (socket ids included).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BroadcastOptions {
-    /// Target rooms; empty = the whole namespace.
-    pub rooms: Vec<Room>,
-    /// Excluded rooms (a socket id excludes that socket).
-    pub except: Vec<Room>,
-}
-
-/// A packet encoded once, shared by reference with every recipient.
-#[derive(Debug, Clone)]
-pub struct BroadcastPacket {
-    pub(crate) frames: Vec<Frame>,
-}
-
-impl BroadcastPacket {
-    /// The Socket.IO packet text (without the Engine.IO `4` prefix), for
-    /// cluster adapters that forward it.
-    pub fn text(&self) -> &str {
-        self.frames
-            .first()
-            .and_then(Frame::message_text)
-            .unwrap_or("")
-    }
-
-    /// A packet from its Socket.IO text (without the Engine.IO `4` prefix,
-    /// as [`text`](Self::text) returns it) and binary attachments: how a
-    /// cluster adapter rebuilds a packet received from another node.
-    pub fn from_parts(text: &str, attachments: Vec<bytes::Bytes>) -> BroadcastPacket {
-        let mut frames = Vec::with_capacity(1 + attachments.len());
-        frames.push(Frame::message(MessageText::from(text)));
-        frames.extend(attachments.into_iter().map(Frame::binary));
-        BroadcastPacket { frames }
-    }
-
-    /// Binary attachments following the text (empty for `emit`).
-    pub fn attachments(&self) -> impl Iterator<Item = &bytes::Bytes> {
-        self.frames.iter().filter_map(Frame::binary_data)
-    }
-}
-
-/// Socket registry, rooms and broadcast of one namespace.
-///
-/// Implementations must not call back into the engine while holding their
-/// own locks except through [`Socket`] sends, which never block and never
-/// take adapter locks.
-pub trait Adapter: Send + Sync + 'static {
-    /// A socket was created (CONNECT received; confirmed later).
-    fn add_socket(&self, socket: &Socket);
-    /// The socket is gone: forget it and leave all its rooms.
-    fn remove_socket(&self, socket: &Socket);
-    /// A local socket by id.
-    fn get_socket(&self, sid: &str) -> Option<Socket>;
-    /// Number of local sockets.
-    fn socket_count(&self) -> usize;
-    /// Number of non-empty rooms.
-    fn room_count(&self) -> usize;
-    /// `socket` joins `room`.
-    fn join(&self, socket: &Socket, room: Room);
-    /// `socket` leaves `room`; an emptied room is freed.
-    fn leave(&self, socket: &Socket, room: &Room);
-    /// Rooms joined by `socket` (its id room not included).
-    fn socket_rooms(&self, socket: &Socket) -> Vec<Room>;
-    /// Sends `packet` to every selected socket.
-    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions);
-    /// Every selected socket joins `rooms`.
-    fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]);
-    /// Every selected socket leaves `rooms`.
-    fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]);
-    /// Disconnects every selected socket (and closes their engine
-    /// connections when `close`).
-    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool);
-    /// The selected sockets of this node.
-    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket>;
-}
+use crate::encode::BroadcastPacket;
+use crate::rooms::{BroadcastOptions, Room};
+use crate::socket::{Adapter, Socket};
 
 /// In-memory adapter for a single node.
 #[derive(Default)]

@@ -4,10 +4,10 @@ use serde::Serialize;
 
 use chatgate_eio::Frame;
 
-use crate::adapter::{BroadcastOptions, BroadcastPacket};
+use crate::encode::{BroadcastPacket, encode_event};
 use crate::error::EmitError;
-use crate::namespace::{Namespace, Room};
-use crate::socket::{Socket, encode_event};
+use crate::rooms::{BroadcastOptions, Room};
+use crate::socket::{Namespace, Socket};
 
 /// Selects sockets (rooms, exceptions) and acts on them. All operations go
 /// through the namespace's [`Adapter`](crate::Adapter), so they become
@@ -80,5 +80,32 @@ impl BroadcastOperator {
     /// The selected sockets on this node.
     pub fn local_sockets(&self) -> Vec<Socket> {
         self.ns.adapter().local_sockets(&self.opts)
+    }
+}
+
+// Defined here rather than with the types: a broadcast operator sits above
+// sockets and namespaces.
+
+impl Namespace {
+    /// Sockets in `room`.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.all().to(room)
+    }
+
+    /// Every socket of the namespace.
+    pub fn all(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone(), BroadcastOptions::default())
+    }
+}
+
+impl Socket {
+    /// Every socket of the namespace except this one.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.namespace().all().except_socket(self.id())
+    }
+
+    /// Sockets in `room`, except this one.
+    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
+        self.namespace().to(room).except_socket(self.id())
     }
 }

@@ -3,65 +3,17 @@
 //! routes them to the namespace sockets, runs CONNECT, and enforces the
 //! connect timeout with the engine's generic deadline.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use chatgate_eio::{BoxFuture, CloseReason, Conn, EngineHandler, Frame, Message, MessageText};
-use parking_lot::{Mutex, RwLock};
+use chatgate_eio::{BoxFuture, CloseReason, EngineHandler, Frame, Message, MessageText};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::error::DecodeError;
 use crate::handler::DisconnectReason;
-use crate::namespace::Namespace;
 use crate::packet::{Packet, PacketType};
-use crate::socket::Socket;
-
-/// An engine connection as Socket.IO holds it.
-pub(crate) type EngineConn = Conn<Client>;
-
-/// The Engine.IO handler of a Socket.IO server: its namespaces and the
-/// connect timeout.
-pub struct Client {
-    pub(crate) namespaces: RwLock<HashMap<String, Namespace>>,
-    /// An engine connection that has joined no namespace after this long is closed.
-    pub(crate) connect_timeout: Duration,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
-    }
-}
-
-/// A binary packet and the attachments received for it so far.
-type PartialPacket = Box<(Packet, Vec<Bytes>)>;
-
-/// Socket.IO state of one engine connection.
-#[derive(Default)]
-pub struct ConnState {
-    /// A binary packet waiting for its attachments.
-    partial: Mutex<Option<PartialPacket>>,
-    /// Sockets multiplexed on this connection (usually one).
-    pub(crate) sockets: Mutex<Vec<Socket>>,
-}
-
-impl Client {
-    pub(crate) fn new(connect_timeout: Duration) -> Client {
-        Client {
-            namespaces: RwLock::new(HashMap::new()),
-            connect_timeout,
-        }
-    }
-
-    fn namespace(&self, path: &str) -> Option<Namespace> {
-        self.namespaces.read().get(path).cloned()
-    }
-}
+use crate::socket::{Client, ConnState, EngineConn, Socket};
 
 impl EngineHandler for Client {
     type Data = ConnState;
@@ -211,20 +163,5 @@ async fn connect(conn: &Arc<EngineConn>, packet: Packet) {
             ns.adapter().remove_socket(&socket);
             connect_error(conn, ns.path(), &e.message, e.data);
         }
-    }
-}
-
-/// Removes a socket from its connection. A client that left its last
-/// namespace keeps its Engine.IO connection, as with the reference server
-/// (socket.io-client closes it itself; a raw client may CONNECT again), but
-/// must join a namespace again within the connect timeout.
-pub(crate) fn detach(conn: &EngineConn, socket: &Socket, client_initiated: bool) {
-    let empty = {
-        let mut list = conn.data().sockets.lock();
-        list.retain(|s| !s.ptr_eq(socket));
-        list.is_empty()
-    };
-    if empty && client_initiated {
-        conn.set_deadline(Some(Instant::now() + conn.handler().connect_timeout));
     }
 }

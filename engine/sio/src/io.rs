@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use chatgate_eio::{Engine, EngineConfig};
 
-use crate::adapter::{Adapter, LocalAdapter};
-use crate::client::Client;
-use crate::handler::NamespaceHandler;
-use crate::namespace::Namespace;
+use crate::adapter::LocalAdapter;
+use crate::socket::{Adapter, Client, Namespace, NamespaceHandler};
 
 /// Configuration of an [`Io`] server: the engine's, plus Socket.IO's own.
 ///

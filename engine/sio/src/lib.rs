@@ -7,19 +7,26 @@
 //!
 //! # Layout
 //!
-//! * `packet`: the `socket.io-parser` text format.
-//! * `client`: [`Client`], the engine handler: per engine connection it
-//!   decodes packets, reassembles binary ones, routes them to namespace
-//!   sockets, runs CONNECT and keeps the connect timeout (the engine's
-//!   generic deadline).
-//! * `socket`, `namespace`, `broadcast`: the public handles ([`Socket`],
-//!   [`Namespace`], [`BroadcastOperator`]).
-//! * `adapter`: the [`Adapter`] trait (registry, rooms, broadcast) and
-//!   [`LocalAdapter`]; a cluster adapter plugs in here.
-//! * `handler`: what the application implements ([`NamespaceHandler`])
-//!   and what it receives ([`Event`], [`AckSender`], [`DisconnectReason`]).
+//! From the bottom up (each file imports only files listed before it):
+//!
+//! * `error`, `packet`, `rooms`: errors, the `socket.io-parser` text format,
+//!   room names and socket selections ([`BroadcastOptions`]).
+//! * `handler`: plain values of the application interface
+//!   ([`ConnectError`], [`DisconnectReason`]).
+//! * `encode`: outbound packets encoded once ([`BroadcastPacket`]).
+//! * `socket`: [`Socket`], [`Namespace`], the traits that take sockets
+//!   ([`NamespaceHandler`], [`Adapter`]), the values handed to handlers
+//!   ([`Event`], [`AckSender`]) and the per-connection state ([`Client`],
+//!   [`ConnState`]): types that refer to one another, hence one file.
+//! * `broadcast`: [`BroadcastOperator`] (and the `to`/`all`/`broadcast`
+//!   methods of sockets and namespaces that make one).
+//! * `adapter`: [`LocalAdapter`], the single-node [`Adapter`]; a cluster
+//!   adapter wraps it.
+//! * `client`: the engine handler: per engine connection it decodes
+//!   packets, reassembles binary ones, routes them to namespace sockets,
+//!   runs CONNECT and keeps the connect timeout (the engine's generic
+//!   deadline).
 //! * `io`: [`Io`], the server object, and [`IoConfig`].
-//! * `error`: emit, ack and payload errors.
 //!
 //! # Memory and latency
 //!
@@ -31,11 +38,12 @@
 mod adapter;
 mod broadcast;
 mod client;
+mod encode;
 mod error;
 mod handler;
 mod io;
-mod namespace;
 pub mod packet;
+mod rooms;
 mod socket;
 
 pub use chatgate_eio as eio;
@@ -43,11 +51,13 @@ pub use chatgate_eio::{
     AllowedOrigins, BoxFuture, ConnectionRateLimit, EngineConfig, Transport, random_id,
 };
 
-pub use adapter::{Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter};
+pub use adapter::LocalAdapter;
 pub use broadcast::BroadcastOperator;
-pub use client::{Client, ConnState};
+pub use encode::BroadcastPacket;
 pub use error::{AckError, DecodeError, EmitError, PayloadError};
-pub use handler::{AckSender, ConnectError, DisconnectReason, Event, NamespaceHandler};
+pub use handler::{ConnectError, DisconnectReason};
 pub use io::{Io, IoConfig};
-pub use namespace::{Namespace, Room};
-pub use socket::Socket;
+pub use rooms::{BroadcastOptions, Room};
+pub use socket::{
+    AckSender, Adapter, Client, ConnState, Event, Namespace, NamespaceHandler, Socket,
+};

@@ -1,4 +1,13 @@
-//! A Socket.IO socket: one namespace on one engine connection.
+//! A socket and everything that holds one.
+//!
+//! [`Socket`] (one namespace on one engine connection), [`Namespace`] (a
+//! handler plus an adapter), the two traits that take sockets
+//! ([`NamespaceHandler`], [`Adapter`]), the values handed to handlers
+//! ([`Event`], [`AckSender`]) and the per-connection state ([`Client`],
+//! [`ConnState`]) refer to one another, so they live in this one file and
+//! every other file of the crate imports them from here, downwards.
+//! Broadcast operators, the local adapter, the engine handler and the
+//! encoders are built on top of them elsewhere.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -9,19 +18,20 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
-use chatgate_eio::{Frame, MessageText, Transport};
+use chatgate_eio::{BoxFuture, Conn, Frame, MessageText, Transport};
 
-use crate::broadcast::BroadcastOperator;
-use crate::client::EngineConn;
-use crate::error::{AckError, EmitError};
-use crate::handler::{AckSender, DisconnectReason, Event};
-use crate::namespace::{Namespace, Room};
+use crate::encode::{BroadcastPacket, encode_event, encode_raw_event};
+use crate::error::{AckError, EmitError, PayloadError};
+use crate::handler::{ConnectError, DisconnectReason};
 use crate::packet::{Packet, PacketType, write_header};
+use crate::rooms::{BroadcastOptions, Room};
 
 const PENDING: u8 = 0;
 const CONNECTED: u8 = 1;
@@ -204,16 +214,6 @@ impl Socket {
         rooms
     }
 
-    /// Every socket of the namespace except this one.
-    pub fn broadcast(&self) -> BroadcastOperator {
-        self.0.ns.all().except_socket(self.id())
-    }
-
-    /// Sockets in `room`, except this one.
-    pub fn to(&self, room: impl Into<Room>) -> BroadcastOperator {
-        self.0.ns.to(room).except_socket(self.id())
-    }
-
     /// Sends a Socket.IO DISCONNECT and removes the socket (the client will
     /// not reconnect). on_disconnect(ServerNamespaceDisconnect) runs in a task.
     pub fn disconnect(&self) {
@@ -223,7 +223,7 @@ impl Socket {
         let mut text = MessageText::new();
         write_header(&mut text, PacketType::Disconnect, self.ns_path(), 0, None);
         self.0.conn.send_unbounded(Frame::message(text));
-        crate::client::detach(&self.0.conn, self, false);
+        detach(&self.0.conn, self, false);
         let me = self.clone();
         tokio::spawn(async move {
             me.cleanup(DisconnectReason::ServerNamespaceDisconnect)
@@ -356,7 +356,7 @@ impl Socket {
             }
             PacketType::Disconnect => {
                 if self.mark_gone() {
-                    crate::client::detach(&self.0.conn, self, true);
+                    detach(&self.0.conn, self, true);
                     self.cleanup(DisconnectReason::ClientNamespaceDisconnect)
                         .await;
                 }
@@ -366,42 +366,257 @@ impl Socket {
     }
 }
 
-/// `2<nsp>,<id>["event",data]`.
-pub(crate) fn encode_event<T: Serialize + ?Sized>(
-    nsp: &str,
-    event: &str,
-    data: &T,
-    id: Option<u64>,
-) -> Result<MessageText, EmitError> {
-    let mut text = MessageText::with_capacity(32 + event.len());
-    write_header(&mut text, PacketType::Event, nsp, 0, id);
-    text.push('[');
-    serde_json::to_writer(&mut text, event)?;
-    text.push(',');
-    serde_json::to_writer(&mut text, data)?;
-    text.push(']');
-    Ok(text)
+/// Removes a socket from its connection. A client that left its last
+/// namespace keeps its Engine.IO connection, as with the reference server
+/// (socket.io-client closes it itself; a raw client may CONNECT again), but
+/// must join a namespace again within the connect timeout.
+pub(crate) fn detach(conn: &EngineConn, socket: &Socket, client_initiated: bool) {
+    let empty = {
+        let mut list = conn.data().sockets.lock();
+        list.retain(|s| !s.ptr_eq(socket));
+        list.is_empty()
+    };
+    if empty && client_initiated {
+        conn.set_deadline(Some(Instant::now() + conn.handler().connect_timeout));
+    }
 }
 
-/// An event with several arguments and attachments, as frames.
-pub(crate) fn encode_raw_event(
-    nsp: &str,
-    event: &str,
-    mut args: Vec<Value>,
-    attachments: Vec<Bytes>,
-    id: Option<u64>,
-) -> Vec<Frame> {
-    let kind = if attachments.is_empty() {
-        PacketType::Event
-    } else {
-        PacketType::BinaryEvent
-    };
-    args.insert(0, Value::String(event.to_owned()));
-    let mut text = MessageText::new();
-    write_header(&mut text, kind, nsp, attachments.len(), id);
-    text.push_str(&Value::Array(args).to_string());
-    let mut frames = Vec::with_capacity(1 + attachments.len());
-    frames.push(Frame::message(text));
-    frames.extend(attachments.into_iter().map(Frame::binary));
-    frames
+// ---- namespaces -----------------------------------------------------------------
+
+/// A Socket.IO namespace (`"/"`, `"/custom"`). Cheap to clone.
+#[derive(Clone)]
+pub struct Namespace(Arc<NamespaceInner>);
+
+struct NamespaceInner {
+    path: Arc<str>,
+    handler: Arc<dyn NamespaceHandler>,
+    adapter: Arc<dyn Adapter>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("path", &self.0.path)
+            .finish()
+    }
+}
+
+impl Namespace {
+    pub(crate) fn new(
+        path: &str,
+        handler: Arc<dyn NamespaceHandler>,
+        adapter: Arc<dyn Adapter>,
+    ) -> Namespace {
+        Namespace(Arc::new(NamespaceInner {
+            path: path.into(),
+            handler,
+            adapter,
+        }))
+    }
+
+    pub(crate) fn handler(&self) -> &Arc<dyn NamespaceHandler> {
+        &self.0.handler
+    }
+
+    /// The adapter all room and broadcast operations go through.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.0.adapter
+    }
+
+    /// The namespace path, e.g. `"/"`.
+    pub fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// A socket of this namespace on this node, by Socket.IO id.
+    pub fn get_socket(&self, sid: &str) -> Option<Socket> {
+        self.0.adapter.get_socket(sid)
+    }
+
+    /// Sockets of this namespace on this node.
+    pub fn socket_count(&self) -> usize {
+        self.0.adapter.socket_count()
+    }
+
+    /// Rooms with at least one socket (socket-id rooms not counted).
+    pub fn room_count(&self) -> usize {
+        self.0.adapter.room_count()
+    }
+}
+
+// ---- what applications implement and receive ----------------------------------
+
+/// Application logic of one namespace.
+pub trait NamespaceHandler: Send + Sync + 'static {
+    /// A client sent CONNECT to this namespace. `auth` is the CONNECT payload
+    /// (`Value::Null` when none). The socket exists but is not yet confirmed:
+    /// the handler may `set_data` and join rooms here (packets emitted to the
+    /// socket meanwhile are held back); the CONNECT reply is sent only after
+    /// this returns `Ok`. `Err(e)` sends CONNECT_ERROR `{message, data}`.
+    fn on_connect<'a>(
+        &'a self,
+        socket: &'a Socket,
+        auth: &'a Value,
+    ) -> BoxFuture<'a, Result<(), ConnectError>>;
+    /// An EVENT/BINARY_EVENT from the client. Called in arrival order, one at
+    /// a time per engine connection (the next packet is not read meanwhile).
+    fn on_event<'a>(&'a self, socket: &'a Socket, event: Event) -> BoxFuture<'a, ()>;
+    /// The socket is gone (any reason). Called exactly once per confirmed socket.
+    fn on_disconnect<'a>(
+        &'a self,
+        socket: &'a Socket,
+        reason: DisconnectReason,
+    ) -> BoxFuture<'a, ()>;
+}
+
+/// An event received from a client.
+#[derive(Debug)]
+pub struct Event {
+    /// Event name (first element of the packet array).
+    pub name: String,
+    /// The other elements; binary placeholders are left as
+    /// `{"_placeholder":true,"num":n}`.
+    pub args: Vec<Value>,
+    /// Binary attachments, in order (`num` indexes this).
+    pub attachments: Vec<Bytes>,
+    /// Present when the client asked for an acknowledgement.
+    pub ack: Option<AckSender>,
+}
+
+impl Event {
+    /// Deserializes the first argument (missing -> `Value::Null`).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
+        T::deserialize(self.args.first().unwrap_or(&Value::Null)).map_err(|e| PayloadError {
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Answers one client ack request (consumed on use).
+#[derive(Debug)]
+pub struct AckSender {
+    pub(crate) socket: Socket,
+    pub(crate) id: u64,
+}
+
+impl AckSender {
+    /// Acknowledges with a single argument.
+    pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
+        let mut text = MessageText::new();
+        crate::packet::write_header(
+            &mut text,
+            PacketType::Ack,
+            self.socket.ns_path(),
+            0,
+            Some(self.id),
+        );
+        text.push('[');
+        serde_json::to_writer(&mut text, data)?;
+        text.push(']');
+        self.socket.send_frames(&[Frame::message(text)])
+    }
+
+    /// Acknowledges with several arguments and binary attachments (placeholders
+    /// `{"_placeholder":true,"num":n}` in `args` refer to `attachments[n]`).
+    pub fn send_raw(self, args: Vec<Value>, attachments: Vec<Bytes>) -> Result<(), EmitError> {
+        let kind = if attachments.is_empty() {
+            PacketType::Ack
+        } else {
+            PacketType::BinaryAck
+        };
+        let mut text = MessageText::new();
+        crate::packet::write_header(
+            &mut text,
+            kind,
+            self.socket.ns_path(),
+            attachments.len(),
+            Some(self.id),
+        );
+        serde_json::to_writer(&mut text, &Value::Array(args))?;
+        let mut frames = Vec::with_capacity(1 + attachments.len());
+        frames.push(Frame::message(text));
+        frames.extend(attachments.into_iter().map(Frame::binary));
+        self.socket.send_frames(&frames)
+    }
+}
+
+/// Socket registry, rooms and broadcast of one namespace.
+///
+/// Implementations must not call back into the engine while holding their
+/// own locks except through [`Socket`] sends, which never block and never
+/// take adapter locks.
+pub trait Adapter: Send + Sync + 'static {
+    /// A socket was created (CONNECT received; confirmed later).
+    fn add_socket(&self, socket: &Socket);
+    /// The socket is gone: forget it and leave all its rooms.
+    fn remove_socket(&self, socket: &Socket);
+    /// A local socket by id.
+    fn get_socket(&self, sid: &str) -> Option<Socket>;
+    /// Number of local sockets.
+    fn socket_count(&self) -> usize;
+    /// Number of non-empty rooms.
+    fn room_count(&self) -> usize;
+    /// `socket` joins `room`.
+    fn join(&self, socket: &Socket, room: Room);
+    /// `socket` leaves `room`; an emptied room is freed.
+    fn leave(&self, socket: &Socket, room: &Room);
+    /// Rooms joined by `socket` (its id room not included).
+    fn socket_rooms(&self, socket: &Socket) -> Vec<Room>;
+    /// Sends `packet` to every selected socket.
+    fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions);
+    /// Every selected socket joins `rooms`.
+    fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]);
+    /// Every selected socket leaves `rooms`.
+    fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]);
+    /// Disconnects every selected socket (and closes their engine
+    /// connections when `close`).
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool);
+    /// The selected sockets of this node.
+    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Socket>;
+}
+
+// ---- per engine connection ------------------------------------------------------
+
+/// An engine connection as Socket.IO holds it.
+pub(crate) type EngineConn = Conn<Client>;
+
+/// The Engine.IO handler of a Socket.IO server: its namespaces and the
+/// connect timeout.
+pub struct Client {
+    pub(crate) namespaces: RwLock<HashMap<String, Namespace>>,
+    /// An engine connection that has joined no namespace after this long is closed.
+    pub(crate) connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// A binary packet and the attachments received for it so far.
+pub(crate) type PartialPacket = Box<(Packet, Vec<Bytes>)>;
+
+/// Socket.IO state of one engine connection.
+#[derive(Default)]
+pub struct ConnState {
+    /// A binary packet waiting for its attachments.
+    pub(crate) partial: Mutex<Option<PartialPacket>>,
+    /// Sockets multiplexed on this connection (usually one).
+    pub(crate) sockets: Mutex<Vec<Socket>>,
+}
+
+impl Client {
+    pub(crate) fn new(connect_timeout: Duration) -> Client {
+        Client {
+            namespaces: RwLock::new(HashMap::new()),
+            connect_timeout,
+        }
+    }
+
+    pub(crate) fn namespace(&self, path: &str) -> Option<Namespace> {
+        self.namespaces.read().get(path).cloned()
+    }
 }
