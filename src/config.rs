@@ -66,6 +66,12 @@ pub struct Config {
     pub max_connections_per_user: usize,
     /// Channel memberships per user (`MAX_CHANNELS_PER_USER`); default 500.
     pub max_channels_per_user: usize,
+    /// Messages kept per channel (`HISTORY_SIZE`); default 500, 0 turns
+    /// history off (no `missed`, empty `channel:history`).
+    pub history_size: usize,
+    /// How long a message is kept in history (`HISTORY_TTL_MS`); default
+    /// one day.
+    pub history_ttl: Duration,
     /// Engine.IO ping interval (`PING_INTERVAL_MS`); default 25 s.
     pub ping_interval: Duration,
     /// Engine.IO ping timeout (`PING_TIMEOUT_MS`); default 20 s.
@@ -228,6 +234,8 @@ impl Default for Config {
             max_payload_bytes: 100_000,
             max_connections_per_user: 20,
             max_channels_per_user: 500,
+            history_size: 500,
+            history_ttl: Duration::from_millis(86_400_000),
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             connect_timeout: Duration::from_millis(45_000),
@@ -406,6 +414,8 @@ impl Config {
         let max_payload_bytes = src.parse("max-payload-bytes", p, parse_count);
         let max_connections_per_user = src.parse("max-connections-per-user", p, parse_count);
         let max_channels_per_user = src.parse("max-channels-per-user", p, parse_count);
+        let history_size = src.parse("history-size", p, parse_history_size);
+        let history_ttl = src.parse("history-ttl-ms", p, parse_history_ttl);
         let max_queued_packets = src.parse("max-queued-packets", p, parse_count);
         let cluster_queue_capacity = src.parse("cluster-queue-capacity", p, parse_count);
         let connection_rate_per_ip = src.parse("connection-rate-per-ip", p, parse_optional_rate);
@@ -468,6 +478,8 @@ impl Config {
             max_connections_per_user: max_connections_per_user
                 .unwrap_or(defaults.max_connections_per_user),
             max_channels_per_user: max_channels_per_user.unwrap_or(defaults.max_channels_per_user),
+            history_size: history_size.unwrap_or(defaults.history_size),
+            history_ttl: history_ttl.unwrap_or(defaults.history_ttl),
             ping_interval: ping_interval.unwrap_or(defaults.ping_interval),
             ping_timeout: ping_timeout.unwrap_or(defaults.ping_timeout),
             connect_timeout: connect_timeout.unwrap_or(defaults.connect_timeout),
@@ -581,6 +593,32 @@ fn parse_count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{text:?} must be a whole number of at least 1")),
+    }
+}
+
+/// Most messages `HISTORY_SIZE` may keep per channel.
+const MAX_HISTORY_SIZE: usize = 100_000;
+
+/// Longest `HISTORY_TTL_MS`: one year.
+const MAX_HISTORY_TTL_MS: u64 = 365 * 86_400_000;
+
+/// `HISTORY_SIZE`: 0 (history off) up to [`MAX_HISTORY_SIZE`].
+fn parse_history_size(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n <= MAX_HISTORY_SIZE => Ok(n),
+        _ => Err(format!(
+            "{text:?} must be a whole number from 0 (history off) to {MAX_HISTORY_SIZE}"
+        )),
+    }
+}
+
+/// `HISTORY_TTL_MS`: 1 ms up to a year.
+fn parse_history_ttl(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(ms) if (1..=MAX_HISTORY_TTL_MS).contains(&ms) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "{text:?} must be a whole number of milliseconds from 1 to {MAX_HISTORY_TTL_MS} (a year)"
+        )),
     }
 }
 

@@ -31,6 +31,8 @@ pub mod events {
     pub const USERS_ONLINE: &str = "users:online";
     /// Client -> server: list one's channels, newest activity first.
     pub const CHANNEL_LIST: &str = "channel:list";
+    /// Client -> server: page through a channel's message history (v1.2).
+    pub const CHANNEL_HISTORY: &str = "channel:history";
     /// Server -> client: a new message in a channel.
     pub const MESSAGE_NEW: &str = "message:new";
     /// Server -> client: a user became a member of a channel.
@@ -41,7 +43,7 @@ pub mod events {
     pub const ERROR: &str = "error";
 
     /// Every client -> server event, for rate-limit keys and validation.
-    pub const CLIENT_EVENTS: [&str; 7] = [
+    pub const CLIENT_EVENTS: [&str; 8] = [
         CHANNEL_JOIN,
         CHANNEL_LEAVE,
         MESSAGE_SEND,
@@ -49,7 +51,38 @@ pub mod events {
         TYPING,
         USERS_ONLINE,
         CHANNEL_LIST,
+        CHANNEL_HISTORY,
     ];
+}
+
+/// Most messages in the `missed` of a `channel:join` ack (the newest ones).
+pub const MISSED_LIMIT: usize = 100;
+
+/// Most messages one `channel:history` page may ask for.
+pub const HISTORY_LIMIT_MAX: usize = 100;
+
+/// Messages in a `channel:history` page without `limit`.
+pub const HISTORY_LIMIT_DEFAULT: usize = 50;
+
+/// Message ids are below 2^53, exact in JavaScript.
+const MAX_JSON_ID: u64 = 1 << 53;
+
+/// Parses a message id given by a client (`since`, `before`): a JSON
+/// integer below 2^53, or a string of decimal digits (as large as fits in
+/// 64 bits). Anything else is `INVALID_PAYLOAD`.
+pub fn parse_message_id(field: &str, value: &Value) -> GatewayResult<u64> {
+    let parsed = match value {
+        Value::Number(number) => number.as_u64().filter(|id| *id < MAX_JSON_ID),
+        Value::String(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse::<u64>().ok()
+        }
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        GatewayError::invalid_payload(format!(
+            "'{field}' must be a message id: an integer below 2^53 or a string of decimal digits"
+        ))
+    })
 }
 
 /// A presence status a client may set for itself.
@@ -97,8 +130,80 @@ enum ChannelRef {
 pub struct JoinRequest {
     /// The channel to join (validated later by the domain).
     pub channel_id: String,
-    /// History recovery point; accepted and not used yet.
-    pub since: Option<Value>,
+    /// The last message id the client has of this channel: the ack then
+    /// carries `missed` and `missedAll`. `null` counts as absent.
+    pub since: Option<u64>,
+}
+
+/// `channel:history` payload: `{ "channelId", "before"?: msgId, "limit"?: 1..100 }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRequest {
+    /// The channel (validated later by the domain).
+    pub channel_id: String,
+    /// Only messages with a lower id; `None`: the newest.
+    pub before: Option<u64>,
+    /// How many messages at most, 1..=[`HISTORY_LIMIT_MAX`]; default
+    /// [`HISTORY_LIMIT_DEFAULT`].
+    pub limit: usize,
+}
+
+/// The raw shape of a `channel:history` payload, checked by [`HistoryRequest::parse`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawHistoryRequest {
+    channel_id: String,
+    #[serde(default)]
+    before: Option<Value>,
+    #[serde(default)]
+    limit: Option<Value>,
+}
+
+impl HistoryRequest {
+    /// Parses a `channel:history` payload; a bad `before` or `limit` is
+    /// `INVALID_PAYLOAD`.
+    pub fn parse(payload: &Value) -> GatewayResult<Self> {
+        let raw: RawHistoryRequest = parse_request(events::CHANNEL_HISTORY, payload)?;
+        Self::from_parts(raw.channel_id, raw.before.as_ref(), raw.limit.as_ref())
+    }
+
+    /// Builds a request from its parts as JSON values (`null` = absent),
+    /// checking `before` and `limit` as [`HistoryRequest::parse`] does.
+    pub fn from_parts(
+        channel_id: String,
+        before: Option<&Value>,
+        limit: Option<&Value>,
+    ) -> GatewayResult<Self> {
+        let before = match before {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(parse_message_id("before", value)?),
+        };
+        let limit = match limit {
+            None | Some(Value::Null) => HISTORY_LIMIT_DEFAULT,
+            Some(value) => parse_limit(value)?,
+        };
+        Ok(HistoryRequest {
+            channel_id,
+            before,
+            limit,
+        })
+    }
+}
+
+/// A page size: an integer 1..=[`HISTORY_LIMIT_MAX`], or a string of such.
+fn parse_limit(value: &Value) -> GatewayResult<usize> {
+    let parsed = match value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok(),
+        _ => None,
+    };
+    parsed
+        .and_then(|limit| usize::try_from(limit).ok())
+        .filter(|limit| (1..=HISTORY_LIMIT_MAX).contains(limit))
+        .ok_or_else(|| {
+            GatewayError::invalid_payload(format!(
+                "'limit' must be a whole number from 1 to {HISTORY_LIMIT_MAX}"
+            ))
+        })
 }
 
 /// `channel:leave` payload: `"general"` or `{ "channelId": "general" }`.
@@ -171,7 +276,13 @@ impl JoinRequest {
                 channel_id,
                 since: None,
             }),
-            ChannelRef::Object { channel_id, since } => Ok(JoinRequest { channel_id, since }),
+            ChannelRef::Object { channel_id, since } => Ok(JoinRequest {
+                channel_id,
+                since: match since {
+                    None | Some(Value::Null) => None,
+                    Some(value) => Some(parse_message_id("since", &value)?),
+                },
+            }),
         }
     }
 }
@@ -210,8 +321,9 @@ fn parse_channel_ref(event: &str, payload: &Value) -> GatewayResult<ChannelRef> 
         })
 }
 
-/// `message:new`: a message as delivered to channel subscribers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `message:new`: a message as delivered to channel subscribers, and as kept
+/// in history (read back with `Deserialize`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     /// Server-assigned id: unique, increasing within a channel.
@@ -225,7 +337,7 @@ pub struct Message {
     /// Milliseconds since the Unix epoch, assigned by the server.
     pub ts: u64,
     /// The sender's own id for the message, if it gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
 }
 
@@ -294,7 +406,8 @@ mod tests {
                 "presence:update",
                 "typing",
                 "users:online",
-                "channel:list"
+                "channel:list",
+                "channel:history"
             ]
         );
         assert_eq!(events::MESSAGE_NEW, "message:new");
@@ -312,7 +425,32 @@ mod tests {
             Some("general".to_owned())
         );
         let with_since = JoinRequest::parse(&json!({"channelId": "a", "since": 5}));
-        assert_eq!(with_since.map(|r| r.since).ok(), Some(Some(json!(5))));
+        assert_eq!(with_since.map(|r| r.since).ok(), Some(Some(5)));
+        let as_text = JoinRequest::parse(&json!({"channelId": "a", "since": "1733400000000001"}));
+        assert_eq!(
+            as_text.map(|r| r.since).ok(),
+            Some(Some(1_733_400_000_000_001))
+        );
+        let null = JoinRequest::parse(&json!({"channelId": "a", "since": null}));
+        assert_eq!(null.map(|r| r.since).ok(), Some(None));
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!(9_007_199_254_740_992_u64),
+            json!(""),
+            json!("12a"),
+            json!("-3"),
+            json!(" 5"),
+            json!("99999999999999999999999"),
+            json!(true),
+            json!([1]),
+            json!({"id": 1}),
+        ] {
+            let err = JoinRequest::parse(&json!({"channelId": "a", "since": bad}))
+                .err()
+                .map(|e| e.code);
+            assert_eq!(err, Some(ErrorCode::InvalidPayload), "since {bad}");
+        }
         for bad in [
             json!(null),
             json!(5),
@@ -322,6 +460,43 @@ mod tests {
         ] {
             let err = JoinRequest::parse(&bad).err().map(|e| e.code);
             assert_eq!(err, Some(ErrorCode::InvalidPayload), "payload {bad}");
+        }
+    }
+
+    #[test]
+    fn history_request_shape() {
+        let parsed = |payload: Value| HistoryRequest::parse(&payload).map_err(|e| e.code);
+        assert_eq!(
+            parsed(json!({"channelId": "a"})),
+            Ok(HistoryRequest {
+                channel_id: "a".into(),
+                before: None,
+                limit: HISTORY_LIMIT_DEFAULT
+            })
+        );
+        assert_eq!(
+            parsed(json!({"channelId": "a", "before": "42", "limit": 100})),
+            Ok(HistoryRequest {
+                channel_id: "a".into(),
+                before: Some(42),
+                limit: 100
+            })
+        );
+        for bad in [
+            json!({"channelId": "a", "limit": 0}),
+            json!({"channelId": "a", "limit": 101}),
+            json!({"channelId": "a", "limit": 2.5}),
+            json!({"channelId": "a", "limit": -1}),
+            json!({"channelId": "a", "before": "x"}),
+            json!({"channelId": "a", "before": 1.0e300}),
+            json!({"before": 1}),
+            json!("a"),
+        ] {
+            assert_eq!(
+                parsed(bad.clone()).err(),
+                Some(ErrorCode::InvalidPayload),
+                "{bad}"
+            );
         }
     }
 

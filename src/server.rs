@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::backend::redis::{RedisBackend, RedisOptions};
-use crate::backend::{Backends, RateQuota};
+use crate::backend::{Backends, HistoryPolicy, RateQuota};
 use crate::cluster::{ClusterAdapter, ClusterOptions};
 use crate::config::{Config, Rate};
 use crate::delivery;
@@ -111,6 +111,14 @@ pub fn engine_config(config: &Config) -> IoConfig {
     IoConfig {
         engine,
         connect_timeout: config.connect_timeout,
+    }
+}
+
+/// How much history channels keep, from `HISTORY_SIZE` and `HISTORY_TTL_MS`.
+pub fn history_policy(config: &Config) -> HistoryPolicy {
+    HistoryPolicy {
+        size: config.history_size,
+        ttl_ms: u64::try_from(config.history_ttl.as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -267,7 +275,8 @@ impl Server {
         // Random per process: a restarted node is a new node to the others.
         let node_id = chatgate_sio::random_id();
         let (backends, redis_node) = backends(config, &node_id)?;
-        let chat = ChatService::new(backends.clone(), limits(config), node_id);
+        let chat = ChatService::new(backends.clone(), limits(config), node_id)
+            .with_history(history_policy(config));
         let gateway = Gateway::new(chat.clone(), Authenticator::new(&config.auth));
         let (namespace, cluster) = match redis_node {
             None => (io.add_namespace("/", gateway), None),

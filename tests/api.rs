@@ -939,3 +939,91 @@ async fn every_api_call_logs_one_line_without_secrets() {
         assert!(!logs.contains(secret), "{secret:?} logged:\n{logs}");
     }
 }
+
+/// `GET /api/v1/channels/{channelId}/messages` pages through the history
+/// like `channel:history`, including messages sent by clients, and refuses
+/// bad `before` and `limit` with `INVALID_PAYLOAD`.
+#[tokio::test]
+async fn channel_messages_page_through_history() {
+    let server = start(|_| {}).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let published = ok(
+            &server,
+            "POST",
+            "/api/v1/channels/news/messages",
+            Some(json!({ "text": format!("item {i}"), "userId": "bot", "clientMsgId": format!("m{i}") })),
+        )
+        .await;
+        ids.push(published["id"].as_u64().expect("id"));
+    }
+    let page = ok(
+        &server,
+        "GET",
+        "/api/v1/channels/news/messages?limit=2",
+        None,
+    )
+    .await;
+    assert_eq!(page["channelId"], "news");
+    assert_eq!(page["hasMore"], true);
+    let messages = page["messages"].as_array().expect("messages");
+    assert_eq!(
+        messages
+            .iter()
+            .map(|m| m["id"].as_u64())
+            .collect::<Vec<_>>(),
+        vec![Some(ids[3]), Some(ids[4])],
+        "the newest, oldest first"
+    );
+    assert_eq!(messages[1]["text"], "item 4");
+    assert_eq!(messages[1]["userId"], "bot");
+    assert_eq!(messages[1]["clientMsgId"], "m4");
+    assert_eq!(messages[1]["channelId"], "news");
+    assert!(messages[1]["ts"].as_u64().is_some());
+    let older = ok(
+        &server,
+        "GET",
+        &format!("/api/v1/channels/news/messages?before={}&limit=10", ids[3]),
+        None,
+    )
+    .await;
+    assert_eq!(older["hasMore"], false);
+    assert_eq!(older["messages"].as_array().map(Vec::len), Some(3));
+    let default = ok(&server, "GET", "/api/v1/channels/news/messages", None).await;
+    assert_eq!(default["messages"].as_array().map(Vec::len), Some(5));
+    let empty = ok(&server, "GET", "/api/v1/channels/nothing/messages", None).await;
+    assert_eq!(empty["messages"], json!([]));
+    assert_eq!(empty["hasMore"], false);
+    for bad in [
+        "before=abc",
+        "before=-1",
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "unknown=1",
+    ] {
+        let (status, reply) = call(
+            &server,
+            "GET",
+            &format!("/api/v1/channels/news/messages?{bad}"),
+            None,
+        )
+        .await;
+        assert_failure(status, &reply, 400, "INVALID_PAYLOAD");
+    }
+    let (status, reply) = call(&server, "GET", "/api/v1/channels/bad%20id/messages", None).await;
+    assert_failure(status, &reply, 400, "INVALID_PAYLOAD");
+
+    // With history off, nothing is kept.
+    let off = start(|config| config.history_size = 0).await;
+    ok(
+        &off,
+        "POST",
+        "/api/v1/channels/news/messages",
+        Some(json!({ "text": "gone" })),
+    )
+    .await;
+    let page = ok(&off, "GET", "/api/v1/channels/news/messages", None).await;
+    assert_eq!(page["messages"], json!([]));
+    assert_eq!(page["hasMore"], false);
+}

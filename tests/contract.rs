@@ -749,3 +749,243 @@ async fn socket_io_client_v3_works_too() {
         .unwrap_or_else(|| panic!("v3 without auth accepted"));
     assert_eq!(refused.message, "UNAUTHORIZED");
 }
+
+/// The ids in a list of messages.
+fn message_ids(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of messages: {messages}"))
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap_or_else(|| panic!("an id: {m}")))
+        .collect()
+}
+
+/// Sends `count` messages from `client` into `channel`; returns their ids.
+async fn send_many(client: &support::SioClient, channel: &str, count: usize) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let sent = ack(
+            client,
+            "message:send",
+            json!({ "channelId": channel, "text": format!("message {i}"), "clientMsgId": format!("c{i}") }),
+        )
+        .await;
+        assert_ok(&sent);
+        ids.push(sent["id"].as_u64().unwrap_or_else(|| panic!("id: {sent}")));
+    }
+    ids
+}
+
+/// v1.2 history: a user who comes back (a reload, a new connection) joins
+/// with `since` and gets what it missed, exactly as `message:new` carried
+/// it; `missedAll` tells whether that is everything. Also on a re-join.
+#[tokio::test]
+async fn join_with_since_returns_missed_messages() {
+    let server = spawn_chatgate(|c| {
+        c.history_size = 120;
+        c.rate_limits = RateLimits::parse("message:send=1000/min,default=1000/min")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    })
+    .await;
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
+    let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
+    assert_ok(&ack(&alice, "channel:join", json!("general")).await);
+    assert_ok(&ack(&bob, "channel:join", json!("general")).await);
+    let first = send_many(&alice, "general", 1).await[0];
+    let seen = next_one(&bob, "message:new").await;
+    // Bob's tab goes away; alice goes on talking.
+    bob.close().await;
+    let later = send_many(&alice, "general", 3).await;
+
+    // Bob reloads: a new connection, a re-join with the last id he saw.
+    let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
+    let joined = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": first }),
+    )
+    .await;
+    assert_ok(&joined);
+    assert_eq!(joined["members"], json!(["alice", "bob"]));
+    assert_eq!(message_ids(&joined["missed"]), later);
+    assert_eq!(joined["missedAll"], true);
+    assert_eq!(
+        joined["missed"][0],
+        json!({
+            "id": later[0], "channelId": "general", "userId": "alice",
+            "text": "message 0", "ts": joined["missed"][0]["ts"], "clientMsgId": "c0"
+        }),
+        "a missed message is the message:new payload"
+    );
+    assert!(joined["missed"][0]["ts"].as_u64().is_some());
+    // `since` as a string of digits; up to date: nothing missed.
+    let last = later[2];
+    let joined = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": last.to_string() }),
+    )
+    .await;
+    assert_eq!(
+        (joined["missed"].clone(), joined["missedAll"].clone()),
+        (json!([]), json!(true))
+    );
+    // The first message as delivered live equals the one kept in history.
+    let all = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": first - 1 }),
+    )
+    .await;
+    assert_eq!(all["missed"][0], seen);
+    assert_eq!(
+        all["missedAll"], true,
+        "the channel's whole history is kept"
+    );
+    // `since` 0 reaches back before the TTL window: what was said then may
+    // have expired, so chatgate cannot promise there is no gap.
+    let from_zero = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": 0 }),
+    )
+    .await;
+    assert_eq!(from_zero["missed"][0], seen);
+    assert_eq!(from_zero["missedAll"], false);
+    // Without `since`, no history fields.
+    let plain = ack(&bob, "channel:join", json!({ "channelId": "general" })).await;
+    assert!(
+        plain.get("missed").is_none() && plain.get("missedAll").is_none(),
+        "{plain}"
+    );
+
+    // More than 100 missed: the newest 100, and missedAll false.
+    let burst = send_many(&alice, "general", 101).await;
+    let joined = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": last }),
+    )
+    .await;
+    assert_eq!(message_ids(&joined["missed"]), burst[1..].to_vec());
+    assert_eq!(joined["missedAll"], false);
+    // HISTORY_SIZE (120) trimmed the oldest: a `since` before them has a gap.
+    let joined = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": burst[0] }),
+    )
+    .await;
+    assert_eq!(message_ids(&joined["missed"]), burst[1..].to_vec());
+    assert_eq!(joined["missedAll"], true);
+    let joined = ack(
+        &bob,
+        "channel:join",
+        json!({ "channelId": "general", "since": first }),
+    )
+    .await;
+    assert_eq!(joined["missed"].as_array().map(Vec::len), Some(100));
+    assert_eq!(joined["missedAll"], false, "trimmed and cut");
+}
+
+/// v1.2 `channel:history`: pages back through a channel for its members
+/// (a user who arrives later reads what was said before), refuses
+/// non-members and bad ids or limits.
+#[tokio::test]
+async fn channel_history_pages_back() {
+    let server = spawn_chatgate(|_| {}).await;
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
+    assert_ok(&ack(&alice, "channel:join", json!("general")).await);
+    let ids = send_many(&alice, "general", 5).await;
+
+    // Bob connects later, joins, and reads the history.
+    let bob = bridge.connect_ok(&server.url(), as_user("bob")).await;
+    let history = ack(&bob, "channel:history", json!({ "channelId": "general" })).await;
+    assert_code(&history, "NOT_IN_CHANNEL");
+    assert_ok(&ack(&bob, "channel:join", json!("general")).await);
+    let page = ack(
+        &bob,
+        "channel:history",
+        json!({ "channelId": "general", "limit": 2 }),
+    )
+    .await;
+    assert_ok(&page);
+    assert_eq!(page["channelId"], "general");
+    assert_eq!(message_ids(&page["messages"]), ids[3..].to_vec());
+    assert_eq!(page["hasMore"], true);
+    assert_eq!(page["messages"][1]["text"], "message 4");
+    assert_eq!(page["messages"][1]["userId"], "alice");
+    assert_eq!(page["messages"][1]["clientMsgId"], "c4");
+    let page = ack(
+        &bob,
+        "channel:history",
+        json!({ "channelId": "general", "before": ids[3], "limit": 2 }),
+    )
+    .await;
+    assert_eq!(message_ids(&page["messages"]), ids[1..3].to_vec());
+    assert_eq!(page["hasMore"], true);
+    let page = ack(
+        &bob,
+        "channel:history",
+        json!({ "channelId": "general", "before": ids[1].to_string() }),
+    )
+    .await;
+    assert_eq!(message_ids(&page["messages"]), ids[..1].to_vec());
+    assert_eq!(page["hasMore"], false);
+    // The default page holds them all (50 by default).
+    let page = ack(&bob, "channel:history", json!({ "channelId": "general" })).await;
+    assert_eq!(message_ids(&page["messages"]), ids);
+
+    for bad in [
+        json!({ "channelId": "general", "before": "abc" }),
+        json!({ "channelId": "general", "before": -1 }),
+        json!({ "channelId": "general", "before": 1.5 }),
+        json!({ "channelId": "general", "before": 9_007_199_254_740_993_u64 }),
+        json!({ "channelId": "general", "limit": 0 }),
+        json!({ "channelId": "general", "limit": 101 }),
+        json!({ "channelId": "bad id" }),
+        json!("general"),
+    ] {
+        let reply = ack(&bob, "channel:history", bad.clone()).await;
+        assert_code(&reply, "INVALID_PAYLOAD");
+    }
+    // A bad `since` refuses the join (nothing of it takes effect).
+    let carol = bridge.connect_ok(&server.url(), as_user("carol")).await;
+    for since in [json!("12x"), json!(-5), json!(true), json!({})] {
+        let reply = ack(
+            &carol,
+            "channel:join",
+            json!({ "channelId": "general", "since": since }),
+        )
+        .await;
+        assert_code(&reply, "INVALID_PAYLOAD");
+    }
+    let page = ack(&carol, "channel:history", json!({ "channelId": "general" })).await;
+    assert_code(&page, "NOT_IN_CHANNEL");
+}
+
+/// `HISTORY_SIZE=0`: nothing is kept; `missed` is empty and, since chatgate
+/// cannot tell, `missedAll` is false; `channel:history` is empty.
+#[tokio::test]
+async fn history_off_keeps_nothing() {
+    let server = spawn_chatgate(|c| c.history_size = 0).await;
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&server.url(), as_user("alice")).await;
+    assert_ok(&ack(&alice, "channel:join", json!("general")).await);
+    let ids = send_many(&alice, "general", 2).await;
+    let joined = ack(
+        &alice,
+        "channel:join",
+        json!({ "channelId": "general", "since": ids[0] }),
+    )
+    .await;
+    assert_ok(&joined);
+    assert_eq!(joined["missed"], json!([]));
+    assert_eq!(joined["missedAll"], false);
+    let page = ack(&alice, "channel:history", json!({ "channelId": "general" })).await;
+    assert_ok(&page);
+    assert_eq!(page["messages"], json!([]));
+    assert_eq!(page["hasMore"], false);
+}

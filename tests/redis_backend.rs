@@ -22,11 +22,15 @@ use std::time::Duration;
 
 use chatgate::auth::Identity;
 use chatgate::backend::redis::{RedisBackend, RedisOptions};
-use chatgate::backend::{BackendError, Backends, ConnectOutcome, JoinOutcome, RateQuota};
+use chatgate::backend::{
+    BackendError, Backends, ConnectOutcome, HistoryPolicy, JoinOutcome, RateQuota,
+};
 use chatgate::clock::now_ms;
 use chatgate::config::{Config, RedisSettings, Secret};
 use chatgate::domain::{ChatService, Limits, RatePolicy};
-use chatgate::protocol::{JoinRequest, PresenceStatus, SendMessageRequest, UsersOnlineRequest};
+use chatgate::protocol::{
+    HistoryRequest, JoinRequest, Message, PresenceStatus, SendMessageRequest, UsersOnlineRequest,
+};
 use chatgate::server::{RunningServer, Server};
 use serde_json::{Value, json};
 
@@ -192,6 +196,9 @@ suite!(
     message_ids,
     rate_limits,
     readiness,
+    history_keeps_the_newest,
+    history_expires_and_can_be_off,
+    history_under_concurrent_sends,
 );
 
 #[tokio::test]
@@ -662,6 +669,76 @@ async fn tls_with_a_private_ca() {
     assert!(!untrusted.is_ready());
 }
 
+/// A channel's history keys carry the TTL: when the channel goes quiet they
+/// expire by themselves (real time here: a 300 ms TTL, waited for with a
+/// deadline), and a later `since` reports the loss.
+#[tokio::test]
+async fn history_keys_expire_when_the_channel_goes_quiet() {
+    let server = RedisServer::start().await;
+    let prefix = unique_prefix("history-ttl");
+    let backends = ready(connect(&server.url(), &prefix, options("n1")))
+        .await
+        .into_backends();
+    let policy = HistoryPolicy {
+        size: 10,
+        ttl_ms: 300,
+    };
+    let t = now_ms();
+    let message = Message {
+        id: t * 1000,
+        channel_id: "quiet".into(),
+        user_id: "alice".into(),
+        text: "hello".into(),
+        ts: t,
+        client_msg_id: None,
+    };
+    backends
+        .history
+        .record(&message, policy, t)
+        .await
+        .expect("record");
+    let keys = chatgate::backend::redis::keys::Keys::new(&prefix);
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let exists = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let names = [keys.history("quiet"), keys.history_floor("quiet")];
+        async move {
+            let count: usize = redis::cmd("EXISTS")
+                .arg(&names)
+                .query_async(&mut conn)
+                .await
+                .expect("EXISTS");
+            count
+        }
+    };
+    assert_eq!(exists(&mut conn).await, 2, "history and floor are stored");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(keys.history("quiet"))
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!(
+        (1..=300).contains(&pttl),
+        "history expires with the TTL: {pttl}"
+    );
+    wait_for("the history keys to expire", || {
+        let mut conn = conn.clone();
+        async move { exists(&mut conn).await == 0 }
+    })
+    .await;
+    let missed = backends
+        .history
+        .since("quiet", t * 1000 - 1, 100, policy, now_ms())
+        .await
+        .expect("since");
+    assert!(missed.messages.is_empty());
+    assert!(!missed.complete, "an expired message after since is a gap");
+}
+
 /// Requests each chat event sends to Redis (a pipeline counts once).
 #[tokio::test]
 async fn round_trips_per_event() {
@@ -739,6 +816,25 @@ async fn round_trips_per_event() {
         )
     );
     r.expect("send");
+    let (r, join_since) = measure!(
+        "channel:join (with since)",
+        chat.join(
+            &alice,
+            JoinRequest {
+                channel_id: "fresh".into(),
+                since: Some(0),
+            }
+        )
+    );
+    assert_eq!(r.expect("join").missed.map(|m| m.messages.len()), Some(1));
+    let (r, history) = measure!(
+        "channel:history",
+        chat.history(
+            "alice",
+            HistoryRequest::from_parts("fresh".into(), None, None).expect("request")
+        )
+    );
+    assert_eq!(r.expect("history").messages.len(), 1);
     let (r, _) = measure!(
         "presence:update",
         chat.set_presence("alice", PresenceStatus::Busy)
@@ -787,7 +883,12 @@ async fn round_trips_per_event() {
     assert_eq!(connect_first, 4);
     assert_eq!(connect_more, 3);
     assert!(join_new <= 4, "join used {join_new}");
-    assert_eq!(send, 3, "membership check, id, activity");
+    assert_eq!(
+        send, 3,
+        "membership check and id at once, then activity + history"
+    );
+    assert!(join_since <= 5, "join with since used {join_since}");
+    assert_eq!(history, 2, "membership check and page at once");
     assert_eq!(disconnect_more, 2);
     assert!(disconnect_last <= 5);
 }

@@ -56,6 +56,7 @@ const fn route(method: &'static str, path: &'static str) -> RouteInfo {
 pub const ROUTES: &[RouteInfo] = &[
     route("GET", "/api/v1/channels"),
     route("POST", "/api/v1/channels/{channelId}/messages"),
+    route("GET", "/api/v1/channels/{channelId}/messages"),
     route("GET", "/api/v1/channels/{channelId}/members"),
     route("PUT", "/api/v1/channels/{channelId}/members/{userId}"),
     route("DELETE", "/api/v1/channels/{channelId}/members/{userId}"),
@@ -71,6 +72,7 @@ fn handler(info: &RouteInfo) -> Option<MethodRouter<Context>> {
     Some(match (info.method, info.path) {
         ("GET", "/api/v1/channels") => get(list_channels),
         ("POST", "/api/v1/channels/{channelId}/messages") => post(publish),
+        ("GET", "/api/v1/channels/{channelId}/messages") => get(channel_messages),
         ("GET", "/api/v1/channels/{channelId}/members") => get(channel_members),
         ("PUT", "/api/v1/channels/{channelId}/members/{userId}") => put(add_member),
         ("DELETE", "/api/v1/channels/{channelId}/members/{userId}") => delete(remove_member),
@@ -378,6 +380,47 @@ async fn list_channels(
     let mut channels = context.chat.channel_summaries(ids).await?;
     channels.truncate(limit);
     Ok(ok(json!({ "channels": channels })))
+}
+
+/// Query of `GET /api/v1/channels/{channelId}/messages`, checked like a
+/// `channel:history` payload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    /// Only messages with a lower id (decimal digits); absent: the newest.
+    #[serde(default)]
+    before: Option<String>,
+    /// At most this many (1 to 100, default 50).
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/channels/{channelId}/messages`: a page of the channel's
+/// history, as `channel:history` answers it (no membership needed).
+async fn channel_messages(
+    State(context): State<Context>,
+    channel: Result<Path<String>, PathRejection>,
+    query: Result<Query<MessagesQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let channel_id = path(channel)?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(
+            ErrorCode::InvalidPayload,
+            format!("bad query: {}", rejection.body_text()),
+        )
+    })?;
+    let request = crate::protocol::HistoryRequest::from_parts(
+        channel_id,
+        query.before.map(Value::String).as_ref(),
+        query.limit.map(Value::String).as_ref(),
+    )?;
+    let channel_id = request.channel_id.clone();
+    let page = context.chat.channel_messages(request).await?;
+    Ok(ok(json!({
+        "channelId": channel_id,
+        "messages": page.messages,
+        "hasMore": page.has_more,
+    })))
 }
 
 /// Makes [`Method`] and [`RouteInfo::method`] comparable in tests and docs.

@@ -6,7 +6,7 @@
 //! traits require) at no measurable cost. The lock is never held across an
 //! `.await`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +21,10 @@ use parking_lot::Mutex;
 
 use super::{
     BackendError, BackendHealth, BackendResult, ChannelOverview, ChannelStore, ConnectOutcome,
-    ConnectionRecord, JoinOutcome, PresenceStore, RateLimitStore, RateQuota,
+    ConnectionRecord, HistoryPage, HistoryPolicy, HistoryStore, JoinOutcome, Missed, PresenceStore,
+    RateLimitStore, RateQuota, finish_before, finish_since,
 };
-use crate::protocol::{PresenceInfo, PresenceStatus};
+use crate::protocol::{Message, PresenceInfo, PresenceStatus};
 
 /// Presence, membership and channel activity of one node, in memory.
 #[derive(Debug, Default)]
@@ -43,6 +44,59 @@ struct State {
     activity: HashMap<String, u64>,
     /// The last message id handed out (ids are global, so unique across channels).
     last_message_id: u64,
+    /// channel -> its message history; removed when the channel goes quiet
+    /// for longer than the TTL, as the Redis keys expire.
+    history: HashMap<String, ChannelHistory>,
+}
+
+/// One channel's history in memory.
+#[derive(Debug, Default)]
+struct ChannelHistory {
+    /// The kept messages by id.
+    messages: BTreeMap<u64, Message>,
+    /// The highest id this history may have lost (see [`HistoryStore`]).
+    floor: u64,
+    /// When (ms) the whole history is gone: the TTL after the last record.
+    expires_at: u64,
+}
+
+impl ChannelHistory {
+    /// Drops messages past the TTL (by id, which is never below
+    /// `ts * 1000`) and beyond the size, raising the floor.
+    fn trim(&mut self, policy: HistoryPolicy, now_ms: u64) {
+        let keep = self.messages.split_off(&policy.cutoff_id(now_ms));
+        let expired = std::mem::replace(&mut self.messages, keep);
+        if let Some((&id, _)) = expired.last_key_value() {
+            self.floor = self.floor.max(id);
+        }
+        while self.messages.len() > policy.size {
+            if let Some((id, _)) = self.messages.pop_first() {
+                self.floor = self.floor.max(id);
+            }
+        }
+    }
+}
+
+impl State {
+    /// The live history of `channel_id`, trimmed at `now_ms`; `None` when
+    /// there is none (never written, or expired as a whole).
+    fn history(
+        &mut self,
+        channel_id: &str,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> Option<&mut ChannelHistory> {
+        if self
+            .history
+            .get(channel_id)
+            .is_some_and(|history| history.expires_at <= now_ms)
+        {
+            self.history.remove(channel_id);
+        }
+        let history = self.history.get_mut(channel_id)?;
+        history.trim(policy, now_ms);
+        Some(history)
+    }
 }
 
 #[derive(Debug)]
@@ -284,6 +338,13 @@ impl ChannelStore for MemoryStore {
         Ok((id, now_ms))
     }
 
+    async fn next_message_id(&self, now_ms: u64) -> BackendResult<u64> {
+        let mut state = self.state.lock();
+        let id = next_message_id(state.last_message_id, now_ms);
+        state.last_message_id = id;
+        Ok(id)
+    }
+
     async fn channel_stats(&self, channel_ids: &[String]) -> BackendResult<Vec<(u64, usize)>> {
         let state = self.state.lock();
         Ok(channel_ids
@@ -313,6 +374,95 @@ impl ChannelStore for MemoryStore {
                     .unwrap_or_default(),
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryStore {
+    async fn record(
+        &self,
+        message: &Message,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<()> {
+        let mut state = self.state.lock();
+        let activity = state
+            .activity
+            .entry(message.channel_id.clone())
+            .or_insert(message.ts);
+        *activity = (*activity).max(message.ts);
+        if policy.is_off() {
+            return Ok(());
+        }
+        if state.history(&message.channel_id, policy, now_ms).is_none() {
+            // A new history: whatever came before it may have existed and expired.
+            state.history.insert(
+                message.channel_id.clone(),
+                ChannelHistory {
+                    floor: policy.cutoff_id(now_ms),
+                    ..ChannelHistory::default()
+                },
+            );
+        }
+        if let Some(history) = state.history.get_mut(&message.channel_id) {
+            history.messages.insert(message.id, message.clone());
+            history.expires_at = now_ms.saturating_add(policy.ttl_ms);
+            history.trim(policy, now_ms);
+        }
+        Ok(())
+    }
+
+    async fn since(
+        &self,
+        channel_id: &str,
+        since: u64,
+        limit: usize,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<Missed> {
+        let mut state = self.state.lock();
+        let (newest_first, floor) = match state.history(channel_id, policy, now_ms) {
+            Some(history) => (
+                history
+                    .messages
+                    .range(since.saturating_add(1)..)
+                    .rev()
+                    .take(limit.saturating_add(1))
+                    .map(|(_, message)| message.clone())
+                    .collect(),
+                history.floor,
+            ),
+            None => (Vec::new(), policy.cutoff_id(now_ms)),
+        };
+        Ok(finish_since(
+            newest_first,
+            floor,
+            since,
+            limit,
+            policy.cutoff_ms(now_ms),
+        ))
+    }
+
+    async fn before(
+        &self,
+        channel_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<HistoryPage> {
+        let mut state = self.state.lock();
+        let newest_first = match state.history(channel_id, policy, now_ms) {
+            Some(history) => history
+                .messages
+                .range(..before.unwrap_or(u64::MAX))
+                .rev()
+                .take(limit.saturating_add(1))
+                .map(|(_, message)| message.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(finish_before(newest_first, limit, policy.cutoff_ms(now_ms)))
     }
 }
 

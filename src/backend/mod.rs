@@ -1,5 +1,5 @@
-//! Storage behind the chat domain: presence, membership, channels and rate
-//! limits, each a trait with an in-memory implementation (single node,
+//! Storage behind the chat domain: presence, membership, channels, message
+//! history and rate limits, each a trait with an in-memory implementation (single node,
 //! [`memory`]) and a Redis one (many nodes, [`redis`]).
 //!
 //! The traits speak in plain values (user ids, channel ids, timestamps) and
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::protocol::{PresenceInfo, PresenceStatus};
+use crate::protocol::{Message, PresenceInfo, PresenceStatus};
 
 /// A failure of a storage backend. Never shown to clients as such: the
 /// gateway maps it to `SERVICE_UNAVAILABLE` or `INTERNAL_ERROR`.
@@ -140,6 +140,13 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// the channel's activity. Ids are unique and increase within a channel.
     async fn next_message(&self, channel_id: &str, now_ms: u64) -> BackendResult<(u64, u64)>;
 
+    /// Assigns the next message id, nothing else: the channel's activity and
+    /// history are recorded by [`HistoryStore::record`] once the message is
+    /// stamped. Ids are global (unique across channels), increase, and are
+    /// at least `now_ms * 1000`. An id taken and never used leaves a gap,
+    /// which is harmless: ids promise order and uniqueness, not density.
+    async fn next_message_id(&self, now_ms: u64) -> BackendResult<u64>;
+
     /// For each channel: (last activity ms, member count), in the order given.
     async fn channel_stats(&self, channel_ids: &[String]) -> BackendResult<Vec<(u64, usize)>>;
 
@@ -148,6 +155,170 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// round trip per channel), for `channel:list`.
     async fn channel_overview(&self, channel_ids: &[String])
     -> BackendResult<Vec<ChannelOverview>>;
+}
+
+/// How much history each channel keeps (`HISTORY_SIZE`, `HISTORY_TTL_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPolicy {
+    /// The newest messages kept per channel; 0 turns history off.
+    pub size: usize,
+    /// How long a message is kept (ms after its `ts`).
+    pub ttl_ms: u64,
+}
+
+impl Default for HistoryPolicy {
+    /// The contract's defaults: 500 messages, one day.
+    fn default() -> Self {
+        HistoryPolicy {
+            size: 500,
+            ttl_ms: 86_400_000,
+        }
+    }
+}
+
+impl HistoryPolicy {
+    /// Whether history is off (`HISTORY_SIZE=0`).
+    pub fn is_off(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Messages with a `ts` below this (ms) are expired at `now_ms`.
+    pub fn cutoff_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.ttl_ms)
+    }
+
+    /// Message ids below this are expired at `now_ms`: an id is never below
+    /// its message's `ts * 1000`, so such a message's `ts` is below
+    /// [`HistoryPolicy::cutoff_ms`]. Also the floor of a channel whose
+    /// history is unknown (never written, or gone quiet for longer than the
+    /// TTL): any message below it could have existed and expired.
+    pub fn cutoff_id(&self, now_ms: u64) -> u64 {
+        self.cutoff_ms(now_ms).saturating_mul(1000)
+    }
+}
+
+/// What `channel:join` with `since` recovers: [`HistoryStore::since`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missed {
+    /// Messages with an id above `since`, oldest first; the newest `limit`
+    /// of them when there are more.
+    pub messages: Vec<Message>,
+    /// True when `messages` holds every message of the channel after
+    /// `since`: none was cut by the limit, trimmed or expired.
+    pub complete: bool,
+}
+
+/// A page of `channel:history`: [`HistoryStore::before`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Up to `limit` messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whether older kept messages exist than the first of `messages`.
+    pub has_more: bool,
+}
+
+/// Message history per channel: the newest [`HistoryPolicy::size`]
+/// messages, each for at most [`HistoryPolicy::ttl_ms`].
+///
+/// A trait of its own, not more methods on [`ChannelStore`]: history is the
+/// one store whose size grows with traffic and that has its own settings and
+/// retention, so a deployment may later keep it elsewhere (a database) while
+/// membership stays where it is; and test doubles of membership need not
+/// fake history. Its `record` also moves the channel's activity, because
+/// both live in the channel's slot and one atomic step (one Redis round
+/// trip) does both on the send path.
+///
+/// Every channel keeps a *floor*: the highest id history may have lost
+/// (trimmed by size, expired, or from before the channel's history was
+/// (re)created). Every message above the floor that was ever recorded is
+/// still kept, which is how [`Missed::complete`] is known exactly.
+#[async_trait]
+pub trait HistoryStore: Send + Sync + 'static {
+    /// Records a stamped message: moves its channel's activity to
+    /// `message.ts` (never back) and, unless `policy` is off, stores the
+    /// message (the whole `message:new` payload), keeping the newest
+    /// `policy.size` and dropping those older than `policy.ttl_ms`. One
+    /// atomic step. Messages may arrive out of id order (ids come from a
+    /// global counter before this call); history is ordered by id anyway.
+    async fn record(
+        &self,
+        message: &Message,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<()>;
+
+    /// The messages of `channel_id` with an id above `since`, at most
+    /// `limit` (the newest ones when there are more), oldest first, and
+    /// whether that is all of them.
+    async fn since(
+        &self,
+        channel_id: &str,
+        since: u64,
+        limit: usize,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<Missed>;
+
+    /// Up to `limit` messages of `channel_id` with an id below `before` (the
+    /// newest ones without `before`), oldest first, and whether older kept
+    /// messages exist.
+    async fn before(
+        &self,
+        channel_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<HistoryPage>;
+}
+
+/// Finishes a `since` query from what a backend fetched: up to `limit + 1`
+/// messages above `since`, newest first, and the channel's floor. Messages
+/// whose `ts` is past the TTL but not yet removed count as lost (they raise
+/// the floor), so both backends answer exactly alike.
+pub(crate) fn finish_since(
+    newest_first: Vec<Message>,
+    mut floor: u64,
+    since: u64,
+    limit: usize,
+    cutoff_ms: u64,
+) -> Missed {
+    let mut kept = Vec::with_capacity(newest_first.len().min(limit));
+    let mut cut = false;
+    for message in newest_first {
+        if message.ts < cutoff_ms {
+            floor = floor.max(message.id);
+        } else if kept.len() == limit {
+            cut = true;
+        } else {
+            kept.push(message);
+        }
+    }
+    kept.reverse();
+    Missed {
+        messages: kept,
+        complete: !cut && floor <= since,
+    }
+}
+
+/// Finishes a `before` query from up to `limit + 1` messages below
+/// `before`, newest first (expired ones are left out).
+pub(crate) fn finish_before(
+    newest_first: Vec<Message>,
+    limit: usize,
+    cutoff_ms: u64,
+) -> HistoryPage {
+    let mut kept: Vec<Message> = newest_first
+        .into_iter()
+        .filter(|message| message.ts >= cutoff_ms)
+        .collect();
+    let has_more = kept.len() > limit;
+    kept.truncate(limit);
+    kept.reverse();
+    HistoryPage {
+        messages: kept,
+        has_more,
+    }
 }
 
 /// A channel's activity and members, as [`ChannelStore::channel_overview`] returns them.
@@ -200,6 +371,8 @@ pub struct Backends {
     pub presence: Arc<dyn PresenceStore>,
     /// Membership and channel activity.
     pub channels: Arc<dyn ChannelStore>,
+    /// Message history (and the activity a message brings).
+    pub history: Arc<dyn HistoryStore>,
     /// Rate limits.
     pub rate_limits: Arc<dyn RateLimitStore>,
     /// Reachability, for `/readyz`.
@@ -213,6 +386,7 @@ impl Backends {
         Backends {
             presence: store.clone(),
             channels: store.clone(),
+            history: store.clone(),
             rate_limits: Arc::new(memory::MemoryRateLimiter::default()),
             health: store,
         }

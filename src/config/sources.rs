@@ -283,6 +283,22 @@ pub(super) const SPECS: &[Spec] = &[
         "Channel memberships per user",
     ),
     spec(
+        "history-size",
+        "HISTORY_SIZE",
+        "N",
+        Some("500"),
+        LIMITS,
+        "Messages kept per channel for `missed` and channel:history; 0 turns history off",
+    ),
+    spec(
+        "history-ttl-ms",
+        "HISTORY_TTL_MS",
+        "MS",
+        Some("86400000"),
+        LIMITS,
+        "How long a message is kept in history (milliseconds)",
+    ),
+    spec(
         "max-queued-packets",
         "MAX_QUEUED_PACKETS",
         "N",

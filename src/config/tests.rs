@@ -48,6 +48,15 @@ fn defaults() {
     assert_eq!(config.max_payload_bytes, 100_000);
     assert_eq!(config.max_connections_per_user, 20);
     assert_eq!(config.max_channels_per_user, 500);
+    assert_eq!(config.history_size, 500);
+    assert_eq!(config.history_ttl, Duration::from_millis(86_400_000));
+    assert_eq!(
+        (config.history_size, config.history_ttl),
+        (
+            Config::default().history_size,
+            Config::default().history_ttl
+        )
+    );
     assert_eq!(config.ping_interval, Duration::from_secs(25));
     assert_eq!(config.ping_timeout, Duration::from_secs(20));
     assert_eq!(config.connect_timeout, Duration::from_secs(45));
@@ -128,6 +137,8 @@ fn env_names() {
             ("WEBSOCKET_ONLY", "true"),
             ("RATE_LIMIT_FAIL_OPEN", "true"),
             ("CLUSTER_QUEUE_CAPACITY", "8"),
+            ("HISTORY_SIZE", "0"),
+            ("HISTORY_TTL_MS", "60000"),
             ("REDIS_URL", "redis://cache:6379/1"),
             ("REDIS_KEY_PREFIX", "test"),
         ],
@@ -159,10 +170,31 @@ fn env_names() {
     assert!(config.websocket_only);
     assert!(config.rate_limit_fail_open);
     assert_eq!(config.cluster_queue_capacity, 8);
+    assert_eq!(config.history_size, 0, "0 turns history off");
+    assert_eq!(config.history_ttl, Duration::from_millis(60_000));
     let redis = config.redis.expect("redis");
     assert_eq!(redis.url.expose(), "redis://cache:6379/1");
     assert_eq!(redis.key_prefix, "test");
     assert!(!redis.cluster && !redis.tls);
+}
+
+#[test]
+fn history_settings_are_validated() {
+    let config = load(&["--history-size", "20", "--history-ttl-ms", "1000"], &[]).expect("valid");
+    assert_eq!(config.history_size, 20);
+    assert_eq!(config.history_ttl, Duration::from_millis(1000));
+    for (flag, value) in [
+        ("--history-size", "1e3"),
+        ("--history-size", "100001"),
+        ("--history-size", "ten"),
+        ("--history-ttl-ms", "0"),
+        ("--history-ttl-ms", "31536000001"),
+        ("--history-ttl-ms", "1.5"),
+    ] {
+        let found = problems(load(&[flag, value], &[]));
+        assert_eq!(found.len(), 1, "{flag} {value}: {found:?}");
+        assert!(found[0].contains(flag), "{flag} {value}: {found:?}");
+    }
 }
 
 #[test]

@@ -10,13 +10,14 @@ pub mod validate;
 
 use crate::auth::Identity;
 use crate::backend::{
-    BackendError, Backends, ConnectOutcome, ConnectionRecord, JoinOutcome, RateQuota,
+    BackendError, Backends, ConnectOutcome, ConnectionRecord, HistoryPage, HistoryPolicy,
+    JoinOutcome, Missed, RateQuota,
 };
 use crate::clock::now_ms;
 use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::protocol::{
-    ChannelSummary, JoinRequest, LeaveRequest, Message, PresenceInfo, PresenceStatus,
-    SendMessageRequest, TypingEvent, TypingRequest, UsersOnlineRequest,
+    ChannelSummary, HistoryRequest, JoinRequest, LeaveRequest, MISSED_LIMIT, Message, PresenceInfo,
+    PresenceStatus, SendMessageRequest, TypingEvent, TypingRequest, UsersOnlineRequest,
 };
 use std::collections::HashMap;
 
@@ -69,6 +70,9 @@ pub struct Joined {
     pub members: Vec<String>,
     /// The members online now, sorted.
     pub online: Vec<String>,
+    /// With `since`: the messages after it (the ack's `missed` and
+    /// `missedAll`); `None` without `since`.
+    pub missed: Option<Missed>,
 }
 
 /// The chat use cases. Cheap to clone.
@@ -77,6 +81,8 @@ pub struct ChatService {
     backends: Backends,
     limits: std::sync::Arc<Limits>,
     node_id: std::sync::Arc<str>,
+    /// How much history channels keep (`HISTORY_SIZE`, `HISTORY_TTL_MS`).
+    history: HistoryPolicy,
 }
 
 /// Logs a backend failure and turns it into what the client may see.
@@ -111,7 +117,20 @@ impl ChatService {
             backends,
             limits: std::sync::Arc::new(limits),
             node_id: node_id.into(),
+            history: HistoryPolicy::default(),
         }
+    }
+
+    /// Keeps message history as `policy` says (default
+    /// [`HistoryPolicy::default`]: 500 messages per channel, one day).
+    pub fn with_history(mut self, policy: HistoryPolicy) -> Self {
+        self.history = policy;
+        self
+    }
+
+    /// The history policy in force.
+    pub fn history_policy(&self) -> HistoryPolicy {
+        self.history
     }
 
     /// The limits in force.
@@ -237,14 +256,84 @@ impl ChatService {
                 ));
             }
         };
-        let (members, online) = self.members_and_online(&channel_id).await?;
+        // Members and missed messages are independent reads: both at once.
+        let (members_and_online, missed) = tokio::join!(
+            self.members_and_online(&channel_id),
+            self.missed(&channel_id, request.since),
+        );
+        let (members, online) = members_and_online?;
         let online = online.into_iter().map(|p| p.user_id).collect();
         Ok(Joined {
             channel_id,
             newly_joined,
             members,
             online,
+            missed: missed?,
         })
+    }
+
+    /// The messages of `channel_id` after `since` (at most [`MISSED_LIMIT`],
+    /// the newest), for a join with `since`. With history off there are
+    /// none, and whether any were missed is unknown, so `complete` is false.
+    async fn missed(&self, channel_id: &str, since: Option<u64>) -> GatewayResult<Option<Missed>> {
+        let Some(since) = since else {
+            return Ok(None);
+        };
+        if self.history.is_off() {
+            return Ok(Some(Missed {
+                messages: Vec::new(),
+                complete: false,
+            }));
+        }
+        self.backends
+            .history
+            .since(channel_id, since, MISSED_LIMIT, self.history, now_ms())
+            .await
+            .map(Some)
+            .map_err(backend_failure)
+    }
+
+    /// `channel:history`: a page of a channel's history; needs membership.
+    pub async fn history(
+        &self,
+        user_id: &str,
+        request: HistoryRequest,
+    ) -> GatewayResult<HistoryPage> {
+        validate::channel_id(&request.channel_id)?;
+        // Membership and the page at once; the page is dropped for a non-member.
+        let (member, page) = tokio::join!(
+            self.require_member(user_id, &request.channel_id),
+            self.read_history(&request),
+        );
+        member?;
+        page
+    }
+
+    /// A page of a channel's history for the server API: no membership
+    /// needed, the app backend speaks for its users.
+    pub async fn channel_messages(&self, request: HistoryRequest) -> GatewayResult<HistoryPage> {
+        validate::channel_id(&request.channel_id)?;
+        self.read_history(&request).await
+    }
+
+    async fn read_history(&self, request: &HistoryRequest) -> GatewayResult<HistoryPage> {
+        if self.history.is_off() {
+            return Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+            });
+        }
+        self.backends
+            .history
+            .before(
+                &request.channel_id,
+                request.before,
+                request.limit,
+                self.history,
+                now_ms(),
+            )
+            .await
+            .map_err(backend_failure)
     }
 
     /// `channel:leave`: ends the membership, `NOT_IN_CHANNEL` if there was none.
@@ -264,15 +353,58 @@ impl ChatService {
         }
     }
 
-    /// `message:send`: validates, checks membership, assigns id and time.
+    /// `message:send`: validates, checks membership, assigns id and time,
+    /// and stores the message in history before returning (so before the
+    /// `ok` ack).
     pub async fn send_message(
         &self,
         user_id: &str,
         request: SendMessageRequest,
     ) -> GatewayResult<Message> {
         self.validate_message(&request)?;
-        self.require_member(user_id, &request.channel_id).await?;
-        self.stamp_message(user_id.to_owned(), request).await
+        let now = now_ms();
+        // The membership check and the id at once (one round trip of
+        // latency on Redis); a refused send leaves an unused id, a harmless gap.
+        let (member, id) = tokio::join!(
+            self.require_member(user_id, &request.channel_id),
+            self.next_id(now),
+        );
+        member?;
+        self.record_message(user_id.to_owned(), request, id?, now)
+            .await
+    }
+
+    /// The next message id.
+    async fn next_id(&self, now: u64) -> GatewayResult<u64> {
+        self.backends
+            .channels
+            .next_message_id(now)
+            .await
+            .map_err(backend_failure)
+    }
+
+    /// Makes the message and records it: channel activity and history.
+    async fn record_message(
+        &self,
+        sender: String,
+        request: SendMessageRequest,
+        id: u64,
+        ts: u64,
+    ) -> GatewayResult<Message> {
+        let message = Message {
+            id,
+            channel_id: request.channel_id,
+            user_id: sender,
+            text: request.text,
+            ts,
+            client_msg_id: request.client_msg_id,
+        };
+        self.backends
+            .history
+            .record(&message, self.history, ts)
+            .await
+            .map_err(backend_failure)?;
+        Ok(message)
     }
 
     /// The stateless rules of a message: channel id, text, `clientMsgId`.
@@ -285,27 +417,16 @@ impl ChatService {
         Ok(())
     }
 
-    /// Assigns a validated message its id and time (and records the
-    /// channel's activity).
+    /// Assigns a validated message its id and time, and records it
+    /// (channel activity and history).
     async fn stamp_message(
         &self,
         sender: String,
         request: SendMessageRequest,
     ) -> GatewayResult<Message> {
-        let (id, ts) = self
-            .backends
-            .channels
-            .next_message(&request.channel_id, now_ms())
-            .await
-            .map_err(backend_failure)?;
-        Ok(Message {
-            id,
-            channel_id: request.channel_id,
-            user_id: sender,
-            text: request.text,
-            ts,
-            client_msg_id: request.client_msg_id,
-        })
+        let now = now_ms();
+        let id = self.next_id(now).await?;
+        self.record_message(sender, request, id, now).await
     }
 
     /// `presence:update`: sets the user's status. Returns the new presence

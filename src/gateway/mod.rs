@@ -14,8 +14,8 @@ use crate::delivery::{self, emit_logged, user_room};
 use crate::domain::ChatService;
 use crate::error::{GatewayError, GatewayResult};
 use crate::protocol::{
-    JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest, TypingRequest,
-    UsersOnlineRequest, events, parse_request,
+    HistoryRequest, JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest,
+    TypingRequest, UsersOnlineRequest, events, parse_request,
 };
 
 /// What a client event answers: the fields of the success ack (`None`: a
@@ -90,6 +90,7 @@ impl Gateway {
             events::TYPING => self.typing(socket, user_id, payload).await,
             events::USERS_ONLINE => self.users_online(user_id, payload).await,
             events::CHANNEL_LIST => self.channel_list(user_id).await,
+            events::CHANNEL_HISTORY => self.channel_history(user_id, payload).await,
             other => Err(GatewayError::invalid_payload(format!(
                 "unknown event '{}'",
                 truncate(other, 64)
@@ -110,11 +111,16 @@ impl Gateway {
             &joined,
             Some(socket.id()),
         );
-        Ok(Some(json!({
+        let mut ack = json!({
             "channelId": joined.channel_id,
             "members": joined.members,
             "online": joined.online,
-        })))
+        });
+        if let (Some(missed), Some(fields)) = (joined.missed, ack.as_object_mut()) {
+            fields.insert("missed".into(), json!(missed.messages));
+            fields.insert("missedAll".into(), json!(missed.complete));
+        }
+        Ok(Some(ack))
     }
 
     /// `channel:leave`: the leaving connection has its ack; the channel and
@@ -176,6 +182,18 @@ impl Gateway {
     async fn channel_list(&self, user_id: &str) -> Answer {
         let channels = self.chat.channel_list(user_id).await?;
         Ok(Some(json!({ "channels": channels })))
+    }
+
+    /// `channel:history` (v1.2): a page of the channel's history, for members.
+    async fn channel_history(&self, user_id: &str, payload: &Value) -> Answer {
+        let request = HistoryRequest::parse(payload)?;
+        let channel_id = request.channel_id.clone();
+        let page = self.chat.history(user_id, request).await?;
+        Ok(Some(json!({
+            "channelId": channel_id,
+            "messages": page.messages,
+            "hasMore": page.has_more,
+        })))
     }
 }
 

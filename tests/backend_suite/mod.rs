@@ -15,10 +15,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chatgate::backend::{
-    Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, JoinOutcome, RateQuota,
+    Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, HistoryPolicy, JoinOutcome,
+    RateQuota,
 };
 use chatgate::clock::now_ms;
-use chatgate::protocol::PresenceStatus;
+use chatgate::protocol::{Message, PresenceStatus};
 
 /// A connection record of `node`.
 pub(crate) fn record(connection_id: &str, node: &str) -> ConnectionRecord {
@@ -479,4 +480,232 @@ pub(crate) async fn rate_limits(b: Backends) {
 /// A backend is ready once it can serve.
 pub(crate) async fn readiness(b: Backends) {
     assert!(b.is_ready());
+}
+
+/// A message of `channel` with the given id and ts.
+fn message(channel: &str, id: u64, ts: u64) -> Message {
+    Message {
+        id,
+        channel_id: channel.to_owned(),
+        user_id: format!("user-{}", id % 3),
+        text: format!("message {id} \"quoted\" ünïcødé 💬"),
+        ts,
+        client_msg_id: id.is_multiple_of(2).then(|| format!("c-{id}")),
+    }
+}
+
+fn ids(messages: &[Message]) -> Vec<u64> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+const POLICY: HistoryPolicy = HistoryPolicy {
+    size: 5,
+    ttl_ms: 60_000,
+};
+
+/// History keeps the newest `size` messages whole, in id order (also when
+/// they arrive out of order), and answers `since` (with `complete` exact
+/// about trimmed and cut messages) and `before` pages.
+pub(crate) async fn history_keeps_the_newest(b: Backends) {
+    let h = &b.history;
+    let t = now_ms();
+    let id = |k: u64| t * 1000 + k;
+    // Eight messages, two of them out of id order (ids come from a counter
+    // before the store, so two senders may store in either order).
+    for k in [1, 2, 3, 5, 4, 6, 7, 8] {
+        h.record(&message("room", id(k), t), POLICY, t)
+            .await
+            .expect("record");
+    }
+    // Stored whole: exactly the message:new payload.
+    let newest = h.before("room", None, 2, POLICY, t).await.expect("before");
+    assert_eq!(
+        newest.messages,
+        vec![message("room", id(7), t), message("room", id(8), t)]
+    );
+    assert!(newest.has_more);
+    // Paging back: 5, 6, then 4 and no more (1..3 were trimmed).
+    let page = h
+        .before("room", Some(id(7)), 2, POLICY, t)
+        .await
+        .expect("page");
+    assert_eq!(
+        (ids(&page.messages), page.has_more),
+        (vec![id(5), id(6)], true)
+    );
+    let page = h
+        .before("room", Some(id(5)), 2, POLICY, t)
+        .await
+        .expect("page");
+    assert_eq!((ids(&page.messages), page.has_more), (vec![id(4)], false));
+    let page = h
+        .before("room", Some(id(4)), 2, POLICY, t)
+        .await
+        .expect("page");
+    assert_eq!((ids(&page.messages), page.has_more), (vec![], false));
+    let all = h.before("room", None, 100, POLICY, t).await.expect("all");
+    assert_eq!(
+        (ids(&all.messages), all.has_more),
+        (vec![id(4), id(5), id(6), id(7), id(8)], false)
+    );
+
+    let since = |since: u64, limit: usize| {
+        let h = h.clone();
+        async move {
+            let missed = h
+                .since("room", since, limit, POLICY, t)
+                .await
+                .expect("since");
+            (ids(&missed.messages), missed.complete)
+        }
+    };
+    // Up to date: nothing missed, nothing lost.
+    assert_eq!(since(id(8), 100).await, (vec![], true));
+    assert_eq!(since(id(6), 100).await, (vec![id(7), id(8)], true));
+    // 3 was trimmed, but it is not after `since`.
+    assert_eq!(
+        since(id(3), 100).await,
+        (vec![id(4), id(5), id(6), id(7), id(8)], true)
+    );
+    // 3 was trimmed and is after `since`: a gap.
+    assert_eq!(
+        since(id(2), 100).await,
+        (vec![id(4), id(5), id(6), id(7), id(8)], false)
+    );
+    // The limit keeps the newest and says it cut some.
+    assert_eq!(since(id(5), 2).await, (vec![id(7), id(8)], false));
+    assert_eq!(since(id(6), 2).await, (vec![id(7), id(8)], true));
+    // An id from the future: nothing after it.
+    assert_eq!(since(id(1_000_000), 100).await, (vec![], true));
+
+    // A channel without history: nothing after a recent id was lost, but
+    // before the TTL window anything may have been.
+    let fresh = h
+        .since("quiet", t * 1000, 100, POLICY, t)
+        .await
+        .expect("since");
+    assert_eq!((fresh.messages.len(), fresh.complete), (0, true));
+    let old = h.since("quiet", 1, 100, POLICY, t).await.expect("since");
+    assert_eq!((old.messages.len(), old.complete), (0, false));
+    let page = h.before("quiet", None, 10, POLICY, t).await.expect("page");
+    assert_eq!((page.messages.len(), page.has_more), (0, false));
+}
+
+/// Messages older than the TTL are gone (time is injected: `now_ms`), and
+/// the floor says they were lost; with history off nothing is stored but
+/// the channel's activity still moves.
+pub(crate) async fn history_expires_and_can_be_off(b: Backends) {
+    let h = &b.history;
+    let t = now_ms();
+    let old_ts = t - 50_000;
+    let old = |k: u64| old_ts * 1000 + k;
+    let new = t * 1000 + 1;
+    h.record(&message("c", old(1), old_ts), POLICY, t)
+        .await
+        .expect("record");
+    h.record(&message("c", old(2), old_ts), POLICY, t)
+        .await
+        .expect("record");
+    h.record(&message("c", new, t), POLICY, t)
+        .await
+        .expect("record");
+    let missed = h.since("c", old(1), 100, POLICY, t).await.expect("since");
+    assert_eq!(
+        (ids(&missed.messages), missed.complete),
+        (vec![old(2), new], true)
+    );
+    // 20 s later the old two are past the 60 s TTL.
+    let later = t + 20_000;
+    let missed = h.since("c", 0, 100, POLICY, later).await.expect("since");
+    assert_eq!((ids(&missed.messages), missed.complete), (vec![new], false));
+    let missed = h
+        .since("c", old(1), 100, POLICY, later)
+        .await
+        .expect("since");
+    assert_eq!(
+        (ids(&missed.messages), missed.complete),
+        (vec![new], false),
+        "2 expired"
+    );
+    let missed = h
+        .since("c", old(2), 100, POLICY, later)
+        .await
+        .expect("since");
+    assert_eq!((ids(&missed.messages), missed.complete), (vec![new], true));
+    let page = h.before("c", None, 10, POLICY, later).await.expect("page");
+    assert_eq!((ids(&page.messages), page.has_more), (vec![new], false));
+    // Long after, everything is gone, and a gap before the last is reported.
+    let much_later = t + 200_000;
+    let missed = h
+        .since("c", new, 100, POLICY, much_later)
+        .await
+        .expect("since");
+    assert!(missed.messages.is_empty());
+    let missed = h
+        .since("c", old(2), 100, POLICY, much_later)
+        .await
+        .expect("since");
+    assert_eq!((missed.messages.len(), missed.complete), (0, false));
+    let page = h
+        .before("c", None, 10, POLICY, much_later)
+        .await
+        .expect("page");
+    assert!(page.messages.is_empty() && !page.has_more);
+
+    // History off: only the activity moves.
+    b.channels.join("u", "off", 10, t).await.expect("join");
+    let off = HistoryPolicy { size: 0, ..POLICY };
+    h.record(&message("off", t * 1000 + 7, t + 5), off, t + 5)
+        .await
+        .expect("record");
+    assert_eq!(
+        b.channels
+            .channel_stats(&names(&["off"]))
+            .await
+            .expect("stats"),
+        vec![(t + 5, 1)]
+    );
+    let page = h
+        .before("off", None, 10, POLICY, t + 5)
+        .await
+        .expect("page");
+    assert!(page.messages.is_empty());
+}
+
+/// Many senders at once: every message is kept exactly once, in id order,
+/// the activity is the newest ts, and ids from `next_message_id` are unique.
+pub(crate) async fn history_under_concurrent_sends(b: Backends) {
+    let t = now_ms();
+    let policy = HistoryPolicy {
+        size: 100,
+        ttl_ms: 60_000,
+    };
+    b.channels.join("u", "busy", 10, t).await.expect("join");
+    let sends = (0..40_u64).map(|i| {
+        let b = b.clone();
+        async move {
+            let id = b.channels.next_message_id(t + i).await.expect("id");
+            b.history
+                .record(&message("busy", id, t + i), policy, t + i)
+                .await
+                .expect("record");
+            id
+        }
+    });
+    let mut sent = futures_util::future::join_all(sends).await;
+    sent.sort_unstable();
+    let page = b
+        .history
+        .before("busy", None, 100, policy, t + 40)
+        .await
+        .expect("page");
+    assert_eq!(ids(&page.messages), sent);
+    assert!(!page.has_more);
+    assert_eq!(
+        b.channels
+            .channel_stats(&names(&["busy"]))
+            .await
+            .expect("stats"),
+        vec![(t + 39, 1)]
+    );
 }

@@ -203,6 +203,23 @@ impl ChannelStore for RedisBackend {
         inner.observe(result)
     }
 
+    async fn next_message_id(&self, now_ms: u64) -> BackendResult<u64> {
+        let inner = &self.inner;
+        let result = async {
+            let link = inner.link()?;
+            let id: String = scripts::NEXT_MESSAGE_ID
+                .key(inner.keys.message_id())
+                .arg(now_ms)
+                .invoke_async(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            id.parse::<u64>()
+                .map_err(|_| unexpected("next_message_id", &id))
+        }
+        .await;
+        inner.observe(result)
+    }
+
     async fn channel_stats(&self, channel_ids: &[String]) -> BackendResult<Vec<(u64, usize)>> {
         let inner = &self.inner;
         let result = async {

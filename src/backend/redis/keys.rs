@@ -11,6 +11,8 @@
 //! | `P:{u:<user>}:rl:<event>` | STRING | GCRA theoretical arrival time (µs) of one event; expires by itself |
 //! | `P:{c:<channel>}:members` | SET | the channel's members |
 //! | `P:{c:<channel>}:meta` | HASH | `activity`: the channel's last activity (ms) |
+//! | `P:{c:<channel>}:history` | ZSET | the channel's kept messages: member = the `message:new` JSON, score = message id; expires when the channel is quiet for `HISTORY_TTL_MS` |
+//! | `P:{c:<channel>}:history:floor` | STRING | the highest message id the history may have lost (trimmed, expired); expires with the history |
 //! | `P:online` | ZSET | index of online users (score 0, so it lists them sorted) |
 //! | `P:msgid` | STRING | the last message id handed out |
 //! | `P:node:<node>` | STRING | heartbeat of a node (expires when the node stops) |
@@ -96,6 +98,16 @@ impl Keys {
         self.channel(channel_id, "meta")
     }
 
+    /// The channel's message history (ZSET: message JSON scored by id).
+    pub fn history(&self, channel_id: &str) -> String {
+        self.channel(channel_id, "history")
+    }
+
+    /// The highest message id the channel's history may have lost (STRING).
+    pub fn history_floor(&self, channel_id: &str) -> String {
+        self.channel(channel_id, "history:floor")
+    }
+
     /// The index of online users (ZSET, all scores 0).
     pub fn online_index(&self) -> String {
         format!("{}online", self.prefix)
@@ -150,6 +162,11 @@ mod tests {
         );
         assert_eq!(keys.members("general"), "chatgate:{c:general}:members");
         assert_eq!(keys.channel_meta("general"), "chatgate:{c:general}:meta");
+        assert_eq!(keys.history("general"), "chatgate:{c:general}:history");
+        assert_eq!(
+            keys.history_floor("general"),
+            "chatgate:{c:general}:history:floor"
+        );
         assert_eq!(keys.online_index(), "chatgate:online");
         assert_eq!(keys.message_id(), "chatgate:msgid");
         assert_eq!(keys.node("n1"), "chatgate:node:n1");
@@ -167,10 +184,12 @@ mod tests {
             assert_eq!(hash_tag(&keys.user_channels(user)), tag);
             assert_eq!(hash_tag(&keys.rate_limit(user, "e}v")), tag);
         }
-        assert_eq!(
-            hash_tag(&keys.members("general")),
-            hash_tag(&keys.channel_meta("general"))
-        );
+        for channel in ["general", "a:b"] {
+            let tag = hash_tag(&keys.members(channel)).to_owned();
+            assert_eq!(hash_tag(&keys.channel_meta(channel)), tag);
+            assert_eq!(hash_tag(&keys.history(channel)), tag);
+            assert_eq!(hash_tag(&keys.history_floor(channel)), tag);
+        }
         // Braces cannot make two users share keys.
         assert_ne!(keys.connections("a}b"), keys.connections("a"));
         assert_ne!(keys.connections("%7D"), keys.connections("}"));

@@ -1,5 +1,5 @@
-//! Redis backends: presence, membership, channel activity, message ids and
-//! rate limits shared by every chatgate node that points at the same Redis.
+//! Redis backends: presence, membership, channel activity, message ids,
+//! message history and rate limits shared by every chatgate node that points at the same Redis.
 //!
 //! # Layout
 //!
@@ -9,7 +9,7 @@
 //!   batching of independent commands.
 //! - `scripts`: the Lua scripts (`*.lua` next to this file, embedded at build
 //!   time), run with `EVALSHA` and loaded on a miss.
-//! - `presence`, `channels`, `ratelimit`: the trait implementations.
+//! - `presence`, `channels`, `history`, `ratelimit`: the trait implementations.
 //! - `health`: the heartbeat task behind `/readyz`, and the re-registration
 //!   of this node's live connections after Redis comes back.
 //!
@@ -19,6 +19,7 @@
 mod channels;
 mod conn;
 mod health;
+mod history;
 pub mod keys;
 mod presence;
 mod ratelimit;
@@ -314,6 +315,7 @@ impl RedisBackend {
         Backends {
             presence: backend.clone(),
             channels: backend.clone(),
+            history: backend.clone(),
             rate_limits: backend.clone(),
             health: backend,
         }

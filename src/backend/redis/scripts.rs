@@ -10,6 +10,17 @@ use redis::Script;
 use super::conn::{Link, backend_error};
 use crate::backend::BackendResult;
 
+/// A history script: the shared `history_trim.lua` prelude (Lua has no
+/// include), then the script itself.
+macro_rules! history_script {
+    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+        $(#[$doc])*
+        pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(include_str!("history_trim.lua"), include_str!($file)))
+        });
+    };
+}
+
 macro_rules! script {
     ($(#[$doc:meta])* $name:ident, $file:literal) => {
         $(#[$doc])*
@@ -64,8 +75,24 @@ script!(
     "rate_limit.lua"
 );
 
+history_script!(
+    /// Records a message: channel activity and history (channel slot).
+    RECORD_MESSAGE,
+    "record_message.lua"
+);
+history_script!(
+    /// The messages after an id, and the floor (channel slot).
+    HISTORY_SINCE,
+    "history_since.lua"
+);
+history_script!(
+    /// The messages before an id (channel slot).
+    HISTORY_BEFORE,
+    "history_before.lua"
+);
+
 /// Every script, for loading them all up front.
-fn all() -> [&'static Script; 9] {
+fn all() -> [&'static Script; 12] {
     [
         &ADD_CONNECTION,
         &REMOVE_CONNECTION,
@@ -76,6 +103,9 @@ fn all() -> [&'static Script; 9] {
         &TOUCH_CHANNEL,
         &NEXT_MESSAGE_ID,
         &RATE_LIMIT,
+        &RECORD_MESSAGE,
+        &HISTORY_SINCE,
+        &HISTORY_BEFORE,
     ]
 }
 

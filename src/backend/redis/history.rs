@@ -1,0 +1,125 @@
+//! Message history on Redis: one ZSET per channel (message JSON scored by
+//! id) and its floor, both in the channel's slot, written and read by the
+//! `record_message`, `history_since` and `history_before` scripts (one
+//! request each). `docs/redis.md` says why a ZSET and what it costs.
+
+use async_trait::async_trait;
+
+use super::conn::{backend_error, unexpected};
+use super::{RedisBackend, scripts};
+use crate::backend::{
+    BackendResult, HistoryPage, HistoryPolicy, HistoryStore, Missed, finish_before, finish_since,
+};
+use crate::protocol::Message;
+
+/// Parses stored message JSON, newest first as the scripts return them.
+fn parse_messages(entries: impl IntoIterator<Item = String>) -> BackendResult<Vec<Message>> {
+    entries
+        .into_iter()
+        .map(|json| serde_json::from_str(&json).map_err(|err| unexpected("stored message", &err)))
+        .collect()
+}
+
+#[async_trait]
+impl HistoryStore for RedisBackend {
+    async fn record(
+        &self,
+        message: &Message,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<()> {
+        let inner = &self.inner;
+        let result = async {
+            let json = serde_json::to_string(message)
+                .map_err(|err| unexpected("message to store", &err))?;
+            let link = inner.link()?;
+            scripts::RECORD_MESSAGE
+                .key(inner.keys.channel_meta(&message.channel_id))
+                .key(inner.keys.history(&message.channel_id))
+                .key(inner.keys.history_floor(&message.channel_id))
+                .arg(message.ts)
+                .arg(message.id)
+                .arg(json)
+                .arg(policy.size)
+                .arg(policy.ttl_ms)
+                .arg(now_ms)
+                .invoke_async::<redis::Value>(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            Ok(())
+        }
+        .await;
+        inner.observe(result)
+    }
+
+    async fn since(
+        &self,
+        channel_id: &str,
+        since: u64,
+        limit: usize,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<Missed> {
+        let inner = &self.inner;
+        let result = async {
+            let link = inner.link()?;
+            let reply: Vec<String> = scripts::HISTORY_SINCE
+                .key(inner.keys.history(channel_id))
+                .key(inner.keys.history_floor(channel_id))
+                .arg(since)
+                .arg(limit)
+                .arg(policy.size)
+                .arg(policy.ttl_ms)
+                .arg(now_ms)
+                .invoke_async(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            let mut reply = reply.into_iter();
+            let floor = reply.next().unwrap_or_default();
+            let floor = floor
+                .parse::<u64>()
+                .map_err(|_| unexpected("history floor", &floor))?;
+            Ok(finish_since(
+                parse_messages(reply)?,
+                floor,
+                since,
+                limit,
+                policy.cutoff_ms(now_ms),
+            ))
+        }
+        .await;
+        inner.observe(result)
+    }
+
+    async fn before(
+        &self,
+        channel_id: &str,
+        before: Option<u64>,
+        limit: usize,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<HistoryPage> {
+        let inner = &self.inner;
+        let result = async {
+            let link = inner.link()?;
+            let reply: Vec<String> = scripts::HISTORY_BEFORE
+                .key(inner.keys.history(channel_id))
+                .key(inner.keys.history_floor(channel_id))
+                .arg(before.map(|id| id.to_string()).unwrap_or_default())
+                .arg(limit)
+                .arg(policy.size)
+                .arg(policy.ttl_ms)
+                .arg(now_ms)
+                .invoke_async(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            Ok(finish_before(
+                parse_messages(reply)?,
+                limit,
+                policy.cutoff_ms(now_ms),
+            ))
+        }
+        .await;
+        inner.observe(result)
+    }
+}
