@@ -16,8 +16,14 @@ struct Echo;
 
 impl EngineHandler for Echo {
     type Data = ();
+    type Inbound = ();
 
-    fn on_message<'a>(&'a self, conn: &'a Arc<Conn<Self>>, msg: Message) -> BoxFuture<'a, ()> {
+    fn on_message<'a>(
+        &'a self,
+        conn: &'a Arc<Conn<Self>>,
+        _inbound: &'a mut (),
+        msg: Message,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let frame = match msg {
                 Message::Text(text) => Frame::message(MessageText::from(text.as_str())),

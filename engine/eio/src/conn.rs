@@ -30,12 +30,22 @@ pub trait EngineHandler: Send + Sync + Sized + 'static {
     /// connection (no extra allocation per connection).
     type Data: Default + Send + Sync + 'static;
 
+    /// Per-connection state that only message handling touches (a decoder's
+    /// partial packet): kept behind the lock that already serializes
+    /// `on_message`, so it needs no lock of its own.
+    type Inbound: Default + Send + 'static;
+
     /// A new connection is open; its open packet is already queued.
     fn on_open(&self, _conn: &Arc<Conn<Self>>) {}
 
     /// A message from the client. Called in arrival order, one at a time
     /// per connection: the next message is not read meanwhile.
-    fn on_message<'a>(&'a self, conn: &'a Arc<Conn<Self>>, msg: Message) -> BoxFuture<'a, ()>;
+    fn on_message<'a>(
+        &'a self,
+        conn: &'a Arc<Conn<Self>>,
+        inbound: &'a mut Self::Inbound,
+        msg: Message,
+    ) -> BoxFuture<'a, ()>;
 
     /// The connection is gone. Called exactly once per connection, after
     /// any `on_message` still running has returned.
@@ -207,8 +217,8 @@ pub struct Conn<H: EngineHandler> {
     /// Wakes watchers (reader, heartbeat, driver) on close or transport change.
     state_notify: Notify,
     /// Serializes inbound processing (WebSocket reader, POSTs), so the
-    /// handler sees one message at a time.
-    pub(crate) inbound: tokio::sync::Mutex<()>,
+    /// handler sees one message at a time, and holds its inbound state.
+    pub(crate) inbound: tokio::sync::Mutex<H::Inbound>,
     /// The layer above's state of this connection.
     data: H::Data,
     finished: AtomicBool,
@@ -247,7 +257,7 @@ impl<H: EngineHandler> Conn<H> {
             shared,
             data_notify: Notify::new(),
             state_notify: Notify::new(),
-            inbound: tokio::sync::Mutex::new(()),
+            inbound: tokio::sync::Mutex::new(H::Inbound::default()),
             data: H::Data::default(),
             finished: AtomicBool::new(false),
         })
@@ -730,7 +740,11 @@ impl<H: EngineHandler> Conn<H> {
 impl<H: EngineHandler> Conn<H> {
     /// Handles one client packet (both transports); the caller holds the
     /// connection's inbound lock. False once the connection is closing.
-    pub(crate) async fn receive(self: &Arc<Self>, packet: Packet) -> bool {
+    pub(crate) async fn receive(
+        self: &Arc<Self>,
+        inbound: &mut H::Inbound,
+        packet: Packet,
+    ) -> bool {
         let conn = self;
         match packet {
             Packet::Pong(false) => conn.on_pong(),
@@ -739,13 +753,13 @@ impl<H: EngineHandler> Conn<H> {
             Packet::Message(text) => {
                 conn.shared
                     .handler
-                    .on_message(conn, Message::Text(text))
+                    .on_message(conn, inbound, Message::Text(text))
                     .await
             }
             Packet::Binary(data) => {
                 conn.shared
                     .handler
-                    .on_message(conn, Message::Binary(data))
+                    .on_message(conn, inbound, Message::Binary(data))
                     .await
             }
             Packet::Close => conn.close_as(CloseReason::TransportClose, CloseKind::Client),

@@ -167,12 +167,12 @@ pub(crate) async fn post<H: EngineHandler>(
             return EioError::BadRequest.response();
         }
     };
-    let inbound = conn.inbound.lock().await;
+    let mut inbound = conn.inbound.lock().await;
     if conn.is_closing() {
         return EioError::BadRequest.response();
     }
     for p in packets {
-        if !conn.receive(p).await {
+        if !conn.receive(&mut inbound, p).await {
             break;
         }
     }

@@ -246,10 +246,10 @@ where
             let ok = match msg {
                 Some(Ok(Message::Text(t))) => match Packet::decode_text(t.as_str(), false) {
                     Ok(p) => {
-                        let _inbound = conn.inbound.lock().await;
+                        let mut inbound = conn.inbound.lock().await;
                         // Boxed: message handling has a large state that an
                         // idle connection should not reserve.
-                        Box::pin(conn.receive(p)).await
+                        Box::pin(conn.receive(&mut inbound, p)).await
                     }
                     Err(_) => {
                         conn.close_as(CloseReason::TransportError, CloseKind::Abort);
@@ -257,8 +257,8 @@ where
                     }
                 },
                 Some(Ok(Message::Binary(b))) => {
-                    let _inbound = conn.inbound.lock().await;
-                    Box::pin(conn.receive(Packet::Binary(b))).await
+                    let mut inbound = conn.inbound.lock().await;
+                    Box::pin(conn.receive(&mut inbound, Packet::Binary(b))).await
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
                 Some(Ok(Message::Close(_))) | None => {

@@ -36,8 +36,14 @@ async fn serve(router: axum::Router) -> SocketAddr {
 struct Echo;
 impl EngineHandler for Echo {
     type Data = ();
+    type Inbound = ();
 
-    fn on_message<'a>(&'a self, conn: &'a Arc<Conn<Self>>, msg: EioMessage) -> BoxFuture<'a, ()> {
+    fn on_message<'a>(
+        &'a self,
+        conn: &'a Arc<Conn<Self>>,
+        _inbound: &'a mut (),
+        msg: EioMessage,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let frame = match msg {
                 EioMessage::Text(t) => Frame::message(MessageText::from(t.as_str())),

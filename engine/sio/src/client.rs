@@ -13,20 +13,27 @@ use tokio::time::Instant;
 use crate::error::DecodeError;
 use crate::handler::DisconnectReason;
 use crate::packet::{Packet, PacketType};
-use crate::socket::{Client, ConnState, EngineConn, Socket};
+use crate::socket::{Client, ConnState, EngineConn, PartialPacket, Socket};
 
 impl EngineHandler for Client {
     type Data = ConnState;
+    /// A binary packet waiting for its attachments.
+    type Inbound = Option<PartialPacket>;
 
     fn on_open(&self, conn: &Arc<EngineConn>) {
         conn.set_deadline(Some(Instant::now() + self.connect_timeout));
     }
 
-    fn on_message<'a>(&'a self, conn: &'a Arc<EngineConn>, msg: Message) -> BoxFuture<'a, ()> {
+    fn on_message<'a>(
+        &'a self,
+        conn: &'a Arc<EngineConn>,
+        partial: &'a mut Option<PartialPacket>,
+        msg: Message,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let result = match msg {
-                Message::Text(text) => on_text(conn, &text).await,
-                Message::Binary(data) => on_binary(conn, data).await,
+                Message::Text(text) => on_text(conn, partial, &text).await,
+                Message::Binary(data) => on_binary(conn, partial, data).await,
             };
             if let Err(e) = result {
                 tracing::debug!(sid = %conn.id(), error = %e, "bad socket.io packet");
@@ -47,9 +54,12 @@ impl EngineHandler for Client {
 }
 
 /// A text message carrying a Socket.IO packet.
-async fn on_text(conn: &Arc<EngineConn>, text: &str) -> Result<(), DecodeError> {
+async fn on_text(
+    conn: &Arc<EngineConn>,
+    partial: &mut Option<PartialPacket>,
+    text: &str,
+) -> Result<(), DecodeError> {
     let packet = {
-        let mut partial = conn.data().partial.lock();
         if partial.is_some() {
             return Err(DecodeError("text packet while waiting for attachments"));
         }
@@ -65,9 +75,12 @@ async fn on_text(conn: &Arc<EngineConn>, text: &str) -> Result<(), DecodeError> 
 }
 
 /// A binary message: the next attachment of a binary packet.
-async fn on_binary(conn: &Arc<EngineConn>, data: Bytes) -> Result<(), DecodeError> {
+async fn on_binary(
+    conn: &Arc<EngineConn>,
+    slot: &mut Option<PartialPacket>,
+    data: Bytes,
+) -> Result<(), DecodeError> {
     let done = {
-        let mut slot = conn.data().partial.lock();
         let Some(partial) = slot.as_mut() else {
             return Err(DecodeError("binary data outside a binary packet"));
         };

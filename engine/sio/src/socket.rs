@@ -602,8 +602,6 @@ pub(crate) type PartialPacket = Box<(Packet, Vec<Bytes>)>;
 /// Socket.IO state of one engine connection.
 #[derive(Default)]
 pub struct ConnState {
-    /// A binary packet waiting for its attachments.
-    pub(crate) partial: Mutex<Option<PartialPacket>>,
     /// Sockets multiplexed on this connection (usually one).
     pub(crate) sockets: Mutex<Vec<Socket>>,
 }
