@@ -21,11 +21,17 @@
 //! the sockets of every node. The domain never imports this module: it
 //! returns outcomes, and its callers hand them here.
 
-use chatgate_sio::{BroadcastOperator, EmitError, Namespace};
+use chatgate_sio::{
+    BoxFuture, BroadcastOperator, BroadcastOptions, BroadcastPacket, EmitError, Namespace, Room,
+};
 use tokio::sync::mpsc;
 
-use crate::domain::{ChatService, Joined};
-use crate::protocol::{MemberEvent, Message, PresenceInfo, TypingEvent, events};
+use std::sync::Arc;
+
+use crate::backend::PublishTemplate;
+use crate::cluster::{ClusterAdapter, GapFiller};
+use crate::domain::{ChatService, Joined, PublishFormat};
+use crate::protocol::{MemberEvent, Message, PresenceInfo, TypingEvent, events, offset_of};
 
 /// What starts the name of every user room. `@` is not allowed in channel
 /// ids, so a user room never names a channel's room.
@@ -56,6 +62,29 @@ pub fn unsubscribe_user(namespace: &Namespace, user_id: &str, channel_id: &str) 
 /// (except to the socket `except`).
 pub fn member_joined(namespace: &Namespace, user_id: &str, joined: &Joined, except: Option<&str>) {
     subscribe_user(namespace, user_id, &joined.channel_id);
+    announce_joined(namespace, user_id, joined, except);
+}
+
+/// [`member_joined`], resolving once every node will have subscribed the
+/// user's sockets before anything sent later reaches them (the ack of
+/// `channel:join` waits for it). False when that could not be made certain
+/// (Redis unreachable); the join may still have reached some nodes.
+pub async fn member_joined_confirmed(
+    namespace: &Namespace,
+    user_id: &str,
+    joined: &Joined,
+    except: Option<&str>,
+) -> bool {
+    let subscribed = namespace
+        .to(user_room(user_id))
+        .sockets_join_confirmed(joined.channel_id.as_str())
+        .await;
+    announce_joined(namespace, user_id, joined, except);
+    subscribed
+}
+
+/// `channel:member-joined` for a new membership.
+fn announce_joined(namespace: &Namespace, user_id: &str, joined: &Joined, except: Option<&str>) {
     if joined.newly_joined {
         let member = MemberEvent {
             channel_id: joined.channel_id.clone(),
@@ -88,7 +117,74 @@ pub fn deliver_message(
     message: &Message,
     except: Option<&str>,
 ) -> Result<(), EmitError> {
-    excepting(namespace.to(message.channel_id.as_str()), except).emit(events::MESSAGE_NEW, message)
+    excepting(namespace.to(message.channel_id.as_str()), except).emit_with_offset(
+        events::MESSAGE_NEW,
+        message,
+        &offset_of(message.id),
+    )
+}
+
+/// How a `message:new` travels when Redis publishes it itself (see
+/// [`crate::domain::ChatService::with_publish_format`]): to the channel's
+/// room, except the sender's connection, with the id and the recovery
+/// offset filled in by Redis.
+pub fn publish_format(adapter: Arc<ClusterAdapter>) -> Arc<PublishFormat> {
+    Arc::new(move |draft: &Message, except: Option<&str>| {
+        let serde_json::Value::Object(payload) = serde_json::to_value(draft).ok()? else {
+            return None;
+        };
+        let (channel, parts) = adapter.ordered_event_parts(
+            &draft.channel_id,
+            except,
+            events::MESSAGE_NEW,
+            &payload,
+            "id",
+        )?;
+        Some(PublishTemplate { channel, parts })
+    })
+}
+
+/// How a node fills a gap in the ordered messages it received: the missed
+/// messages of the given rooms' channels, from history, as `message:new`
+/// packets for the local sockets (see [`ClusterAdapter::set_gap_filler`]).
+/// The sender's own connection may get its message then too (history does
+/// not say which connection sent it).
+pub fn gap_filler(chat: ChatService) -> Arc<GapFiller> {
+    Arc::new(move |after: u64, before: u64, rooms: Vec<Room>| {
+        let chat = chat.clone();
+        Box::pin(async move {
+            let channels: Vec<String> = rooms
+                .iter()
+                .filter(|room| !is_user_room(room))
+                .map(|room| room.to_string())
+                .collect();
+            let missed = match chat.replay(&channels, after, Some(before)).await {
+                Ok(missed) => missed,
+                Err(err) => {
+                    tracing::warn!(code = ?err.code, "a gap in the ordered messages could not be filled");
+                    return Vec::new();
+                }
+            };
+            missed
+                .messages
+                .iter()
+                .filter_map(|message| {
+                    let text = serde_json::to_string(&serde_json::json!([
+                        events::MESSAGE_NEW,
+                        message,
+                        offset_of(message.id)
+                    ]))
+                    .ok()?;
+                    let packet = BroadcastPacket::from_parts(&format!("2{text}"), Vec::new());
+                    let opts = BroadcastOptions {
+                        rooms: vec![Room::from(message.channel_id.as_str())],
+                        except: Vec::new(),
+                    };
+                    Some((packet, opts))
+                })
+                .collect()
+        }) as BoxFuture<'static, _>
+    })
 }
 
 /// Delivers a `typing` event to its channel (except to the socket `except`).

@@ -341,6 +341,23 @@ pub struct Message {
     pub client_msg_id: Option<String>,
 }
 
+/// The connection state recovery offset of `message:new` with id `id`: its
+/// last argument, which socket.io-client sends back when it reconnects.
+/// Every connection receives the messages of all its channels in id order,
+/// so the id of the last one received says what was missed. Always 16
+/// digits (zero-padded; ids stay below 2^53), so Redis writes it in place.
+pub fn offset_of(id: u64) -> String {
+    format!("{id:016}")
+}
+
+/// The message id an offset names; `None` for anything else.
+pub fn parse_offset(offset: &str) -> Option<u64> {
+    if offset.is_empty() || offset.len() > 20 || !offset.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    offset.parse().ok()
+}
+
 /// `channel:member-joined` / `channel:member-left` payload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -277,10 +277,19 @@ impl Server {
         let (backends, redis_node) = backends(config, &node_id)?;
         let chat = ChatService::new(backends.clone(), limits(config), node_id)
             .with_history(history_policy(config));
+        let chat = match &redis_node {
+            // One process: it keeps the order of its messages itself.
+            None => chat.with_local_order(),
+            // Many: Redis assigns, stores and publishes each message in one
+            // step, so every node delivers all of them in id order.
+            Some(node) => chat.with_publish_format(delivery::publish_format(node.adapter.clone())),
+        };
         let gateway = Gateway::new(chat.clone(), Authenticator::new(&config.auth));
         let (namespace, cluster) = match redis_node {
             None => (io.add_namespace("/", gateway), None),
             Some(node) => {
+                node.adapter
+                    .set_gap_filler(delivery::gap_filler(chat.clone()));
                 let namespace = io.add_namespace_with_adapter("/", gateway, node.adapter.clone());
                 delivery::spawn_presence_announcer(node.changes, namespace.clone(), chat.clone());
                 let parts = ClusterParts {

@@ -377,7 +377,7 @@ async fn apply(
             .await
             .map(drop),
         events::MESSAGE_SEND => chat
-            .send_message(user, parse_request(event, payload)?)
+            .send_message(user, parse_request(event, payload)?, None)
             .await
             .map(drop),
         events::PRESENCE_UPDATE => {

@@ -813,9 +813,10 @@ async fn round_trips_per_event() {
                 text: "hi".into(),
                 client_msg_id: None,
             },
+            None,
         )
     );
-    r.expect("send");
+    let _ = r.expect("send");
     let (r, join_since) = measure!(
         "channel:join (with since)",
         chat.join(

@@ -209,7 +209,7 @@ async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let channel_id = path(channel)?;
     let request: PublishBody = body(raw)?;
-    let message = context
+    let sent = context
         .chat
         .publish(Publish {
             channel_id,
@@ -219,10 +219,13 @@ async fn publish(
         })
         .await?;
     // Nobody got an ack: the sender's own connections get it too.
-    if let Err(err) = delivery::deliver_message(&context.namespace, &message, None) {
+    if !sent.published
+        && let Err(err) = delivery::deliver_message(&context.namespace, &sent.message, None)
+    {
         tracing::error!(%err, "emit failed");
         return Err(crate::error::GatewayError::internal().into());
     }
+    let message = sent.message;
     metrics::counter!(crate::metrics::API_MESSAGES_PUBLISHED).increment(1);
     Ok(ok(json!({
         "id": message.id,
@@ -239,8 +242,11 @@ async fn add_member(
 ) -> Result<Json<Value>, ApiError> {
     let (channel_id, user_id) = path(ids)?;
     let joined = context.chat.add_member(&user_id, &channel_id).await?;
-    // Nobody got an ack: the user's own connections hear it too.
-    delivery::member_joined(&context.namespace, &user_id, &joined, None);
+    // Nobody got an ack: the user's own connections hear it too. The answer
+    // promises their subscription on every node, as a join ack does.
+    if !delivery::member_joined_confirmed(&context.namespace, &user_id, &joined, None).await {
+        return Err(crate::error::GatewayError::service_unavailable().into());
+    }
     Ok(ok(json!({
         "channelId": joined.channel_id,
         "userId": user_id,

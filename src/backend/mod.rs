@@ -259,6 +259,23 @@ pub trait HistoryStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> BackendResult<Missed>;
 
+    /// Assigns `draft` (whose `id` is ignored) its id, records it as
+    /// [`record`](Self::record) does, and publishes it to every node with
+    /// `template`, all in one atomic step: every node then receives the
+    /// messages of all channels in id order, and a message is stored before
+    /// anyone can receive it. `Ok(None)` when this backend cannot (one
+    /// process in memory, where the caller keeps the order; a Redis Cluster,
+    /// where ids, history and pub/sub live in different slots).
+    async fn append_and_publish(
+        &self,
+        _draft: &Message,
+        _template: &PublishTemplate,
+        _policy: HistoryPolicy,
+        _now_ms: u64,
+    ) -> BackendResult<Option<Message>> {
+        Ok(None)
+    }
+
     /// Up to `limit` messages of `channel_id` with an id below `before` (the
     /// newest ones without `before`), oldest first, and whether older kept
     /// messages exist.
@@ -270,6 +287,21 @@ pub trait HistoryStore: Send + Sync + 'static {
         policy: HistoryPolicy,
         now_ms: u64,
     ) -> BackendResult<HistoryPage>;
+}
+
+/// A message as the shared pub/sub carries it, with gaps for what only the
+/// atomic step of [`HistoryStore::append_and_publish`] knows: the payload is
+/// `parts[0] ID parts[1] OFFSET parts[2] PREV parts[3] ID parts[4]`, where
+/// ID and PREV are MessagePack `uint 64` (`0xcf` and 8 bytes, big endian;
+/// PREV is the id handed out before this one) and OFFSET is a MessagePack
+/// `str` of 16 characters, [`crate::protocol::offset_of`] of the id. Built
+/// by the cross-node adapter's wire format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishTemplate {
+    /// The pub/sub channel.
+    pub channel: String,
+    /// The payload around its gaps.
+    pub parts: [Vec<u8>; 5],
 }
 
 /// Finishes a `since` query from what a backend fetched: up to `limit + 1`

@@ -40,12 +40,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use chatgate_sio::{Adapter, BroadcastOptions, BroadcastPacket, LocalAdapter, Room, Socket};
+use chatgate_sio::{
+    Adapter, BoxFuture, BroadcastOptions, BroadcastPacket, LocalAdapter, Room, Socket,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, PushInfo, PushKind, RedisResult, Value};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::RedisSettings;
 
@@ -99,10 +101,23 @@ pub struct ClusterStats {
 struct Publish {
     channel: String,
     payload: Vec<u8>,
+    /// Told whether the message was published, when someone waits for it.
+    done: Option<oneshot::Sender<bool>>,
 }
+
+/// Finds the ordered messages that a node missed: for the given rooms, those
+/// with an id above `after` and below `before`, each ready for the local
+/// adapter, in id order. See [`ClusterAdapter::set_gap_filler`].
+pub type GapFiller = dyn Fn(u64, u64, Vec<Room>) -> BoxFuture<'static, Vec<(BroadcastPacket, BroadcastOptions)>>
+    + Send
+    + Sync;
 
 /// State shared by the adapter and its background tasks.
 struct Shared {
+    /// The id of the last ordered message delivered (0: none yet).
+    last_seq: AtomicU64,
+    /// Fills a gap in the ordered messages, once set.
+    gap_filler: std::sync::OnceLock<Arc<GapFiller>>,
     /// The local part.
     local: LocalAdapter,
     /// This node's uid on the wire (messages with it are our own echoes).
@@ -122,6 +137,11 @@ struct Shared {
 impl Shared {
     /// Encodes `message` in this node's mode and queues it.
     fn send(&self, message: wire::Outgoing<'_>) {
+        self.send_confirmed(message, None);
+    }
+
+    /// Like [`send`](Self::send); `done` learns whether it was published.
+    fn send_confirmed(&self, message: wire::Outgoing<'_>, done: Option<oneshot::Sender<bool>>) {
         let encoded = if self.sharded {
             wire::encode_sharded(&self.uid, &self.nsp, message)
                 .map(|payload| (self.channels.broadcast.clone(), payload))
@@ -146,13 +166,18 @@ impl Shared {
             }
         };
         match encoded {
-            Some((channel, payload)) => self.publish(channel, payload),
+            Some((channel, payload)) => self.publish(channel, payload, done),
             None => tracing::error!("a broadcast packet could not be encoded for other nodes"),
         }
     }
 
-    fn publish(&self, channel: String, payload: Vec<u8>) {
-        match self.outbox.try_send(Publish { channel, payload }) {
+    fn publish(&self, channel: String, payload: Vec<u8>, done: Option<oneshot::Sender<bool>>) {
+        let publish = Publish {
+            channel,
+            payload,
+            done,
+        };
+        match self.outbox.try_send(publish) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
             }
@@ -172,11 +197,16 @@ impl Shared {
     }
 
     /// Applies a message from the broadcast pattern.
-    fn on_broadcast(&self, payload: &[u8]) {
+    async fn on_broadcast(&self, payload: &[u8]) {
         match wire::decode_broadcast(payload, &self.nsp) {
             Some(incoming) if incoming.uid == self.uid => {}
             Some(incoming) => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
+                if let Some((prev, seq)) = incoming.sequence
+                    && !self.in_sequence(prev, seq).await
+                {
+                    return;
+                }
                 self.local.broadcast(&incoming.packet, &incoming.opts);
             }
             None => {
@@ -184,6 +214,36 @@ impl Shared {
                 tracing::debug!("ignored a broadcast message that is not for this namespace");
             }
         }
+    }
+
+    /// Keeps the ordered messages in id order: `seq` follows `prev`. When
+    /// messages were missed (the subscription was lost for a while, or the
+    /// dispatcher fell behind), the gap is filled from history first, so
+    /// the local sockets get them before this one. False when `seq` was
+    /// delivered already (by such a fill).
+    async fn in_sequence(&self, prev: u64, seq: u64) -> bool {
+        let last = self.last_seq.load(Ordering::SeqCst);
+        if last != 0 && seq <= last {
+            return false;
+        }
+        // `prev < last`: Redis lost its counter (a restart without
+        // persistence); nothing after `last` was published before it.
+        if last != 0 && prev > last {
+            metrics::counter!("chatgate_cluster_gaps_total").increment(1);
+            tracing::warn!(
+                after = last,
+                before = seq,
+                "ordered messages missed: filling from history"
+            );
+            if let Some(filler) = self.gap_filler.get() {
+                let rooms = self.local.rooms();
+                for (packet, opts) in filler(last, seq, rooms).await {
+                    self.local.broadcast(&packet, &opts);
+                }
+            }
+        }
+        self.last_seq.store(seq, Ordering::SeqCst);
+        true
     }
 
     /// Applies a message from the request channel.
@@ -219,7 +279,7 @@ impl Shared {
         }
     }
 
-    fn on_push(&self, push: PushInfo) -> bool {
+    async fn on_push(&self, push: PushInfo) -> bool {
         let bytes = |v: Option<&Value>| match v {
             Some(Value::BulkString(b)) => Some(b.clone()),
             Some(Value::SimpleString(s)) => Some(s.clone().into_bytes()),
@@ -241,7 +301,7 @@ impl Shared {
         } else if channel == self.channels.request.as_bytes() {
             self.on_request(&payload);
         } else if channel.starts_with(self.channels.broadcast.as_bytes()) {
-            self.on_broadcast(&payload);
+            self.on_broadcast(&payload).await;
         }
         true
     }
@@ -289,6 +349,8 @@ impl ClusterAdapter {
         let (outbox, inbox) = mpsc::channel(options.queue_capacity.max(1));
         let stats = Arc::new(ClusterStats::default());
         let shared = Arc::new(Shared {
+            last_seq: AtomicU64::new(0),
+            gap_filler: std::sync::OnceLock::new(),
             local: LocalAdapter::new(),
             uid: uid.to_owned(),
             nsp: nsp.to_owned(),
@@ -382,6 +444,40 @@ impl ClusterAdapter {
     /// This node's counters.
     pub fn stats(&self) -> &ClusterStats {
         &self.shared.stats
+    }
+
+    /// How this node fills a gap in the ordered messages it received (set
+    /// once, after the chat service exists; before that, gaps are counted
+    /// and logged only).
+    pub fn set_gap_filler(&self, filler: Arc<GapFiller>) {
+        let _ = self.shared.gap_filler.set(filler);
+    }
+
+    /// `event` to `room` (except the socket `except`) as the ordered send
+    /// publishes it from inside Redis: the channel and the payload around
+    /// the gaps Redis fills (see `wire::ordered_event_parts`). `None` on a
+    /// Redis Cluster (sharded pub/sub; no ordered send there) or when
+    /// `payload` lacks `gap_field`.
+    pub fn ordered_event_parts(
+        &self,
+        room: &str,
+        except: Option<&str>,
+        event: &str,
+        payload: &serde_json::Map<String, serde_json::Value>,
+        gap_field: &str,
+    ) -> Option<(String, [Vec<u8>; 5])> {
+        if self.shared.sharded {
+            return None;
+        }
+        wire::ordered_event_parts(
+            &self.shared.channels,
+            &self.shared.nsp,
+            room,
+            except,
+            event,
+            payload,
+            gap_field,
+        )
     }
 
     /// Waits (up to `timeout`) until everything queued so far was published
@@ -507,6 +603,7 @@ async fn run_publisher(
             Ok(mut link) => link.exec(&pipe).await,
             Err(err) => Err(err),
         };
+        let published = sent.is_ok();
         match sent {
             Ok(()) => {
                 stats.published.fetch_add(count, Ordering::Relaxed);
@@ -529,7 +626,11 @@ async fn run_publisher(
                 }
             }
         }
-        batch.clear();
+        for message in batch.drain(..) {
+            if let Some(done) = message.done {
+                let _ = done.send(published);
+            }
+        }
     }
 }
 
@@ -544,7 +645,7 @@ async fn run_dispatcher(
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        if !shared.on_push(push) {
+        if !shared.on_push(push).await {
             lost.store(true, Ordering::SeqCst);
             wake.notify_one();
         }
@@ -648,6 +749,20 @@ impl Adapter for ClusterAdapter {
     fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         self.shared.local.sockets_join(opts, rooms);
         self.shared.send(wire::Outgoing::Join(opts, rooms));
+    }
+
+    fn sockets_join_confirmed<'a>(
+        &'a self,
+        opts: &'a BroadcastOptions,
+        rooms: &'a [Room],
+    ) -> BoxFuture<'a, bool> {
+        self.shared.local.sockets_join(opts, rooms);
+        let (done, published) = oneshot::channel();
+        self.shared
+            .send_confirmed(wire::Outgoing::Join(opts, rooms), Some(done));
+        // Requests and messages reach every node over one subscription, in
+        // the order Redis took them: once published, the join comes first.
+        Box::pin(async move { published.await.unwrap_or(false) })
     }
 
     fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]) {

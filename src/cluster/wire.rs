@@ -124,6 +124,67 @@ fn key(name: &str) -> Mp {
     Mp::from(name)
 }
 
+/// The uid of the messages that the ordered send publishes from inside
+/// Redis: no node's, so every node, the sender's included, delivers them.
+pub(crate) const ORDERED_UID: &str = "chatgate-ordered";
+
+/// An event to one room, encoded as a broadcast in the adapter's format
+/// (classic pub/sub) around five gaps that only Redis can fill (see
+/// `backend::PublishTemplate`): the payload's `gap_field` (its first
+/// entry), the offset (the event's last argument), and in the options the
+/// previous id (`prev`) and the id again (`seq`), which receivers use to
+/// notice a gap. Returns the channel and the parts; `None` if `payload`
+/// lacks `gap_field`.
+pub(crate) fn ordered_event_parts(
+    channels: &Channels,
+    nsp: &str,
+    room: &str,
+    except: Option<&str>,
+    event: &str,
+    payload: &Map<String, Value>,
+    gap_field: &str,
+) -> Option<(String, [Vec<u8>; 5])> {
+    use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
+    if !payload.contains_key(gap_field) {
+        return None;
+    }
+    let len = |n: usize| u32::try_from(n).ok();
+    // [uid, {type: 2, data: [event, {gap_field: ID, ...}, OFFSET], nsp}, opts]
+    let mut head = Vec::with_capacity(64);
+    write_array_len(&mut head, 3).ok()?;
+    write_str(&mut head, ORDERED_UID).ok()?;
+    write_map_len(&mut head, 3).ok()?;
+    write_str(&mut head, "type").ok()?;
+    write_uint(&mut head, 2).ok()?;
+    write_str(&mut head, "data").ok()?;
+    write_array_len(&mut head, 3).ok()?;
+    write_str(&mut head, event).ok()?;
+    write_map_len(&mut head, len(payload.len())?).ok()?;
+    write_str(&mut head, gap_field).ok()?;
+    let mut fields = Vec::with_capacity(128);
+    for (name, value) in payload.iter().filter(|(name, _)| *name != gap_field) {
+        write_str(&mut fields, name).ok()?;
+        rmpv::encode::write_value(&mut fields, &json_to_mp(value, &[])).ok()?;
+    }
+    // ... nsp}, {rooms, except, flags, prev: PREV, seq: ID}]
+    let mut tail = Vec::with_capacity(64);
+    write_str(&mut tail, "nsp").ok()?;
+    write_str(&mut tail, nsp).ok()?;
+    write_map_len(&mut tail, 5).ok()?;
+    write_str(&mut tail, "rooms").ok()?;
+    rmpv::encode::write_value(&mut tail, &rooms_mp(&[Room::from(room)])).ok()?;
+    write_str(&mut tail, "except").ok()?;
+    let except: Vec<Room> = except.map(Room::from).into_iter().collect();
+    rmpv::encode::write_value(&mut tail, &rooms_mp(&except)).ok()?;
+    write_str(&mut tail, "flags").ok()?;
+    write_map_len(&mut tail, 0).ok()?;
+    write_str(&mut tail, "prev").ok()?;
+    let mut seq = Vec::with_capacity(4);
+    write_str(&mut seq, "seq").ok()?;
+    let channel = format!("{}{room}#", channels.broadcast);
+    Some((channel, [head, fields, tail, seq, Vec::new()]))
+}
+
 /// Encodes a local broadcast for other nodes; `None` if the packet text
 /// cannot be parsed (never the case for packets the engine encoded).
 pub(crate) fn encode_broadcast(
@@ -253,6 +314,8 @@ pub(crate) struct IncomingBroadcast {
     pub(crate) packet: BroadcastPacket,
     /// Which sockets it is for.
     pub(crate) opts: BroadcastOptions,
+    /// `(prev, seq)` of an ordered send (see [`ordered_event_parts`]).
+    pub(crate) sequence: Option<(u64, u64)>,
 }
 
 /// A room name from the wire: strings, and numbers (Node allows numeric rooms).
@@ -288,10 +351,18 @@ pub(crate) fn decode_broadcast(payload: &[u8], nsp: &str) -> Option<IncomingBroa
     };
     let packet = parts.next()?;
     let opts = parts.next()?;
+    let sequence = match (
+        get(&opts, "prev").and_then(Mp::as_u64),
+        get(&opts, "seq").and_then(Mp::as_u64),
+    ) {
+        (Some(prev), Some(seq)) => Some((prev, seq)),
+        _ => None,
+    };
     Some(IncomingBroadcast {
         uid,
         opts: options_of(&opts)?,
         packet: packet_of(packet, nsp)?,
+        sequence,
     })
 }
 

@@ -7,10 +7,10 @@
 //! length), so what the API stores is indistinguishable from what clients
 //! send.
 
-use super::{ChatService, Joined, backend_failure, validate};
+use super::{ChatService, Joined, Sent, backend_failure, validate};
 use crate::auth::{Identity, user_id_problem};
 use crate::error::{GatewayError, GatewayResult};
-use crate::protocol::{JoinRequest, LeaveRequest, Message, PresenceInfo, SendMessageRequest};
+use crate::protocol::{JoinRequest, LeaveRequest, PresenceInfo, SendMessageRequest};
 
 /// The sender shown in `message:new` for a message the app backend publishes
 /// without naming a user.
@@ -54,7 +54,7 @@ impl ChatService {
     /// Publishes a message as `publish.sender` (or the system): same
     /// validation, id and timestamp as `message:send`, but no membership is
     /// needed, since the app backend speaks for its users.
-    pub async fn publish(&self, publish: Publish) -> GatewayResult<Message> {
+    pub async fn publish(&self, publish: Publish) -> GatewayResult<Sent> {
         let sender = match publish.sender {
             Some(user_id) => {
                 validate_user_id(&user_id)?;
@@ -68,7 +68,7 @@ impl ChatService {
             client_msg_id: publish.client_msg_id,
         };
         self.validate_message(&request)?;
-        self.stamp_message(sender, request).await
+        self.stamp_message(sender, request, None).await
     }
 
     /// Makes `user_id` a member of `channel_id`, as `channel:join` does, but
@@ -202,7 +202,7 @@ mod tests {
             .expect("published");
         assert_eq!(second.user_id, "alice");
         assert!(second.id > first.id);
-        let refused = |r: GatewayResult<Message>| r.err().map(|e| e.code);
+        let refused = |r: GatewayResult<Sent>| r.err().map(|e| e.code);
         assert_eq!(
             refused(chat.publish(publish("bad id", None, "hi")).await),
             Some(ErrorCode::InvalidPayload)

@@ -11,7 +11,7 @@ pub mod validate;
 use crate::auth::Identity;
 use crate::backend::{
     BackendError, Backends, ConnectOutcome, ConnectionRecord, HistoryPage, HistoryPolicy,
-    JoinOutcome, Missed, RateQuota,
+    JoinOutcome, Missed, PublishTemplate, RateQuota,
 };
 use crate::clock::now_ms;
 use crate::error::{ErrorCode, GatewayError, GatewayResult};
@@ -83,6 +83,37 @@ pub struct ChatService {
     node_id: std::sync::Arc<str>,
     /// How much history channels keep (`HISTORY_SIZE`, `HISTORY_TTL_MS`).
     history: HistoryPolicy,
+    /// How a message travels to every node when the backend publishes it
+    /// itself, in id order ([`ChatService::with_publish_format`]).
+    publish_format: Option<std::sync::Arc<PublishFormat>>,
+    /// One process, in memory: sends take turns from id to delivery, so
+    /// deliveries are in id order ([`ChatService::with_local_order`]).
+    local_order: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// Builds how a message (its id not yet known) is published to every node,
+/// except to the connection given (the sender's); `None` when it cannot be.
+pub type PublishFormat = dyn Fn(&Message, Option<&str>) -> Option<PublishTemplate> + Send + Sync;
+
+/// An accepted message, and what its delivery still needs.
+#[must_use = "deliver the message unless it was published"]
+#[derive(Debug)]
+pub struct Sent {
+    /// The message, with its id and time.
+    pub message: Message,
+    /// The backend published it to every node already (in id order): the
+    /// caller must not deliver it again.
+    pub published: bool,
+    /// Held until the caller has delivered the message, so that no later
+    /// message of this process is delivered before it.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for Sent {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.message
+    }
 }
 
 /// Logs a backend failure and turns it into what the client may see.
@@ -118,7 +149,27 @@ impl ChatService {
             limits: std::sync::Arc::new(limits),
             node_id: node_id.into(),
             history: HistoryPolicy::default(),
+            publish_format: None,
+            local_order: None,
         }
+    }
+
+    /// Lets the backend assign, store and publish each message in one
+    /// atomic step ([`HistoryStore::append_and_publish`]), with `format`
+    /// saying how it travels: every node then delivers the messages of all
+    /// channels in id order. Where the backend cannot, messages take the
+    /// two steps (id, then record) and the caller delivers them.
+    pub fn with_publish_format(mut self, format: std::sync::Arc<PublishFormat>) -> Self {
+        self.publish_format = Some(format);
+        self
+    }
+
+    /// One process serves every connection (the in-memory backends): sends
+    /// take turns from their id to their delivery ([`Sent`] holds the turn),
+    /// so every connection receives messages in id order.
+    pub fn with_local_order(mut self) -> Self {
+        self.local_order = Some(std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        self
     }
 
     /// Keeps message history as `policy` says (default
@@ -293,6 +344,46 @@ impl ChatService {
             .map_err(backend_failure)
     }
 
+    /// The kept messages of all `channels` with an id above `after` (and
+    /// below `before`, when given), in id order: what a connection that
+    /// received everything up to `after` has missed, since every connection
+    /// receives the messages of all its channels in id order. `complete` is
+    /// false when history no longer holds some of them (trimmed, expired, or
+    /// history off).
+    pub async fn replay(
+        &self,
+        channels: &[String],
+        after: u64,
+        before: Option<u64>,
+    ) -> GatewayResult<Missed> {
+        if self.history.is_off() {
+            return Ok(Missed {
+                messages: Vec::new(),
+                complete: channels.is_empty(),
+            });
+        }
+        let now = now_ms();
+        let reads = channels.iter().map(|channel| {
+            self.backends
+                .history
+                .since(channel, after, self.history.size, self.history, now)
+        });
+        let mut messages = Vec::new();
+        let mut complete = true;
+        for read in futures_util::future::join_all(reads).await {
+            let missed = read.map_err(backend_failure)?;
+            complete &= missed.complete;
+            messages.extend(
+                missed
+                    .messages
+                    .into_iter()
+                    .filter(|m| before.is_none_or(|before| m.id < before)),
+            );
+        }
+        messages.sort_by_key(|m| m.id);
+        Ok(Missed { messages, complete })
+    }
+
     /// `channel:history`: a page of a channel's history; needs membership.
     pub async fn history(
         &self,
@@ -355,13 +446,22 @@ impl ChatService {
 
     /// `message:send`: validates, checks membership, assigns id and time,
     /// and stores the message in history before returning (so before the
-    /// `ok` ack).
+    /// `ok` ack). `except` is the sending connection, which gets the ack
+    /// instead of the message.
     pub async fn send_message(
         &self,
         user_id: &str,
         request: SendMessageRequest,
-    ) -> GatewayResult<Message> {
+        except: Option<&str>,
+    ) -> GatewayResult<Sent> {
         self.validate_message(&request)?;
+        if self.publish_format.is_some() {
+            self.require_member(user_id, &request.channel_id).await?;
+            return self
+                .stamp_message(user_id.to_owned(), request, except)
+                .await;
+        }
+        let turn = self.take_turn().await;
         let now = now_ms();
         // The membership check and the id at once (one round trip of
         // latency on Redis); a refused send leaves an unused id, a harmless gap.
@@ -370,8 +470,23 @@ impl ChatService {
             self.next_id(now),
         );
         member?;
-        self.record_message(user_id.to_owned(), request, id?, now)
-            .await
+        let message = self
+            .record_message(user_id.to_owned(), request, id?, now)
+            .await?;
+        Ok(Sent {
+            message,
+            published: false,
+            _turn: turn,
+        })
+    }
+
+    /// This process's turn to assign and deliver a message, when it keeps
+    /// the order itself.
+    async fn take_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.local_order {
+            Some(order) => Some(order.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// The next message id.
@@ -423,10 +538,47 @@ impl ChatService {
         &self,
         sender: String,
         request: SendMessageRequest,
-    ) -> GatewayResult<Message> {
+        except: Option<&str>,
+    ) -> GatewayResult<Sent> {
         let now = now_ms();
+        let draft = Message {
+            id: 0,
+            channel_id: request.channel_id,
+            user_id: sender,
+            text: request.text,
+            ts: now,
+            client_msg_id: request.client_msg_id,
+        };
+        if let Some(template) = self
+            .publish_format
+            .as_ref()
+            .and_then(|format| format(&draft, except))
+            && let Some(message) = self
+                .backends
+                .history
+                .append_and_publish(&draft, &template, self.history, now)
+                .await
+                .map_err(backend_failure)?
+        {
+            return Ok(Sent {
+                message,
+                published: true,
+                _turn: None,
+            });
+        }
+        let turn = self.take_turn().await;
         let id = self.next_id(now).await?;
-        self.record_message(sender, request, id, now).await
+        let request = SendMessageRequest {
+            channel_id: draft.channel_id,
+            text: draft.text,
+            client_msg_id: draft.client_msg_id,
+        };
+        let message = self.record_message(draft.user_id, request, id, now).await?;
+        Ok(Sent {
+            message,
+            published: false,
+            _turn: turn,
+        })
     }
 
     /// `presence:update`: sets the user's status. Returns the new presence

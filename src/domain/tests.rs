@@ -121,23 +121,30 @@ async fn sending_needs_membership_and_valid_text() -> GatewayResult<()> {
     let chat = service_with(limits());
     let alice = Identity::new("alice");
     assert_eq!(
-        code(chat.send_message("alice", send("general", "hi")).await),
+        code(
+            chat.send_message("alice", send("general", "hi"), None)
+                .await
+        ),
         ErrorCode::NotInChannel
     );
     chat.join(&alice, join("general")).await?;
     assert_eq!(
-        code(chat.send_message("alice", send("general", "")).await),
+        code(chat.send_message("alice", send("general", ""), None).await),
         ErrorCode::InvalidPayload
     );
     assert_eq!(
         code(
-            chat.send_message("alice", send("general", "01234567890"))
+            chat.send_message("alice", send("general", "01234567890"), None)
                 .await
         ),
         ErrorCode::PayloadTooLarge
     );
-    let first = chat.send_message("alice", send("general", "hi")).await?;
-    let second = chat.send_message("alice", send("general", "again")).await?;
+    let first = chat
+        .send_message("alice", send("general", "hi"), None)
+        .await?;
+    let second = chat
+        .send_message("alice", send("general", "again"), None)
+        .await?;
     assert!(second.id > first.id, "ids increase within a channel");
     assert_eq!(first.user_id, "alice");
     Ok(())
@@ -157,7 +164,10 @@ async fn leave_ends_membership_once() -> GatewayResult<()> {
         ErrorCode::NotInChannel
     );
     assert_eq!(
-        code(chat.send_message("alice", send("general", "hi")).await),
+        code(
+            chat.send_message("alice", send("general", "hi"), None)
+                .await
+        ),
         ErrorCode::NotInChannel
     );
     Ok(())
@@ -196,9 +206,9 @@ async fn lists_presence_and_typing() -> GatewayResult<()> {
     chat.join(&alice, join("old")).await?;
     chat.join(&alice, join("new")).await?;
     chat.join(&bob, join("new")).await?;
-    chat.send_message("alice", send("old", "x")).await?;
+    let _ = chat.send_message("alice", send("old", "x"), None).await?;
     // Make "new" strictly newer even on a coarse clock.
-    let later = chat.send_message("bob", send("new", "y")).await?;
+    let later = chat.send_message("bob", send("new", "y"), None).await?;
     let list = chat.channel_list("alice").await?;
     let order: Vec<&str> = list.iter().map(|c| c.channel_id.as_str()).collect();
     if list[0].last_activity != list[1].last_activity {

@@ -105,12 +105,18 @@ impl Gateway {
             .chat
             .join(identity, JoinRequest::parse(payload)?)
             .await?;
-        delivery::member_joined(
+        // The ack promises that every tab of the user, on every node, gets
+        // what is sent after it.
+        let subscribed = delivery::member_joined_confirmed(
             &socket.namespace(),
             &identity.user_id,
             &joined,
             Some(socket.id()),
-        );
+        )
+        .await;
+        if !subscribed {
+            return Err(GatewayError::service_unavailable());
+        }
         let mut ack = json!({
             "channelId": joined.channel_id,
             "members": joined.members,
@@ -138,12 +144,18 @@ impl Gateway {
     /// the channel gets `message:new`.
     async fn message_send(&self, socket: &Socket, user_id: &str, payload: &Value) -> Answer {
         let request: SendMessageRequest = parse_request(events::MESSAGE_SEND, payload)?;
-        let message = self.chat.send_message(user_id, request).await?;
-        emit_logged(delivery::deliver_message(
-            &socket.namespace(),
-            &message,
-            Some(socket.id()),
-        ));
+        let sent = self
+            .chat
+            .send_message(user_id, request, Some(socket.id()))
+            .await?;
+        if !sent.published {
+            emit_logged(delivery::deliver_message(
+                &socket.namespace(),
+                &sent.message,
+                Some(socket.id()),
+            ));
+        }
+        let message = sent.message;
         metrics::counter!("chatgate_messages_total").increment(1);
         Ok(Some(json!({
             "id": message.id,

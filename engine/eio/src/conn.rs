@@ -372,8 +372,8 @@ impl<H: EngineHandler> Conn<H> {
     /// client with a one-shot listener per message, as protocol test suites
     /// use) would otherwise miss a second message that arrived in the same
     /// read. `tail` counts against the bound.
-    pub fn send_then_pause(&self, head: Frame, tail: Vec<Frame>) {
-        let (reply, held) = (head, tail);
+    pub fn send_then_pause(&self, head: Vec<Frame>, tail: Vec<Frame>) {
+        let held = tail;
         {
             let mut st = self.state.lock();
             if st.closing.is_some() {
@@ -382,7 +382,7 @@ impl<H: EngineHandler> Conn<H> {
             if st.queue.is_empty() {
                 st.queued_since = Some(Instant::now());
             }
-            st.queue.push_back(reply);
+            st.queue.extend(head);
             if !held.is_empty() {
                 st.flush_after = Some(st.queue.len());
                 // Held frames count against the bound like any other.

@@ -123,6 +123,11 @@ impl LocalAdapter {
         Self::default()
     }
 
+    /// The rooms with at least one socket (socket-id rooms not included).
+    pub fn rooms(&self) -> Vec<Room> {
+        self.state.read().rooms.keys().cloned().collect()
+    }
+
     fn selected(&self, opts: &BroadcastOptions) -> Vec<Socket> {
         let mut out = Vec::new();
         self.state.read().for_each(opts, |s| out.push(s.clone()));
@@ -132,14 +137,30 @@ impl LocalAdapter {
 
 impl Adapter for LocalAdapter {
     fn add_socket(&self, socket: &Socket) {
-        self.state
-            .write()
+        let mut st = self.state.write();
+        let replaced = st
             .sockets
             .insert(socket.id_arc().clone(), (socket.clone(), Vec::new()));
+        // A recovered session took over the id of a socket still going
+        // away: that one leaves its rooms now (its own removal is a no-op).
+        if let Some((old, joined)) = replaced {
+            for room in &joined {
+                st.remove_member(&old, room);
+            }
+        }
     }
 
     fn remove_socket(&self, socket: &Socket) {
         let mut st = self.state.write();
+        // Only this very socket: a recovered session's new socket may hold
+        // the id of an old one that is still going away.
+        if !st
+            .sockets
+            .get(socket.id())
+            .is_some_and(|(s, _)| s == socket)
+        {
+            return;
+        }
         let Some((_, joined)) = st.sockets.remove(socket.id()) else {
             return;
         };

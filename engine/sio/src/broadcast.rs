@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use chatgate_eio::Frame;
 
-use crate::encode::{BroadcastPacket, encode_event};
+use crate::encode::{BroadcastPacket, encode_event, encode_event_with_offset};
 use crate::error::EmitError;
 use crate::rooms::{BroadcastOptions, Room};
 use crate::socket::{Namespace, Socket};
@@ -59,9 +59,36 @@ impl BroadcastOperator {
         Ok(())
     }
 
+    /// Like [`emit`](Self::emit), with `offset` as the event's last argument:
+    /// the connection state recovery offset of this event, which a client
+    /// sends back when it reconnects.
+    pub fn emit_with_offset<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        offset: &str,
+    ) -> Result<(), EmitError> {
+        let text = encode_event_with_offset(self.ns.path(), event, data, offset)?;
+        let packet = BroadcastPacket {
+            frames: vec![Frame::message(text)],
+        };
+        self.ns.adapter().broadcast(&packet, &self.opts);
+        Ok(())
+    }
+
     /// Every selected socket joins `room`.
     pub fn sockets_join(&self, room: impl Into<Room>) {
         self.ns.adapter().sockets_join(&self.opts, &[room.into()]);
+    }
+
+    /// Like [`sockets_join`](Self::sockets_join), and resolves once every
+    /// node will apply the join before anything published later (see
+    /// [`Adapter::sockets_join_confirmed`](crate::Adapter::sockets_join_confirmed)).
+    pub async fn sockets_join_confirmed(&self, room: impl Into<Room>) -> bool {
+        self.ns
+            .adapter()
+            .sockets_join_confirmed(&self.opts, &[room.into()])
+            .await
     }
 
     /// Every selected socket leaves `room`.

@@ -59,6 +59,27 @@ pub(crate) fn encode_event<T: Serialize + ?Sized>(
     Ok(text)
 }
 
+/// `2<nsp>["event",data,"offset"]`: an event whose last argument is a
+/// connection state recovery offset (socket.io-client remembers the last
+/// string argument of every event as its offset).
+pub(crate) fn encode_event_with_offset<T: Serialize + ?Sized>(
+    nsp: &str,
+    event: &str,
+    data: &T,
+    offset: &str,
+) -> Result<MessageText, EmitError> {
+    let mut text = MessageText::with_capacity(48 + event.len() + offset.len());
+    write_header(&mut text, PacketType::Event, nsp, 0, None);
+    text.push('[');
+    serde_json::to_writer(&mut text, event)?;
+    text.push(',');
+    serde_json::to_writer(&mut text, data)?;
+    text.push(',');
+    serde_json::to_writer(&mut text, offset)?;
+    text.push(']');
+    Ok(text)
+}
+
 /// An event with several arguments and attachments, as frames.
 pub(crate) fn encode_raw_event(
     nsp: &str,

@@ -43,21 +43,44 @@ pub struct Socket(Arc<Inner>);
 
 struct Inner {
     id: Arc<str>,
+    /// The id of a recovered session, which replaces `id` (set once, before
+    /// the CONNECT reply; see [`Socket::restore_id`]).
+    restored_id: OnceLock<Arc<str>>,
     ns: Namespace,
     conn: Arc<EngineConn>,
     data: OnceLock<Box<dyn Any + Send + Sync>>,
     state: AtomicU8,
-    /// Frames emitted before the CONNECT reply (held back, then sent after it).
-    held: Mutex<Vec<Frame>>,
+    /// What the CONNECT reply waits for, while connecting; `None` once sent
+    /// (and before anything was held).
+    pending: Mutex<Option<Box<Pending>>>,
     /// Pending server -> client acks, allocated on first use.
-    acks: Mutex<Option<HashMap<u64, oneshot::Sender<Vec<Value>>>>>,
+    acks: Mutex<Option<Box<AckMap>>>,
     next_ack: AtomicU64,
+}
+
+/// Server -> client acks awaited, by ack id.
+type AckMap = HashMap<u64, oneshot::Sender<Vec<Value>>>;
+
+/// A filter of held frames (see [`Socket::skip_held`]).
+type HeldFilter = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The state of a socket between CONNECT and its reply.
+#[derive(Default)]
+struct Pending {
+    /// Frames emitted meanwhile, sent after the reply.
+    held: Vec<Frame>,
+    /// Frames to send before the reply (a recovered session's missed events).
+    before: Vec<Frame>,
+    /// The session's private id for connection state recovery, in the reply.
+    pid: Option<Box<str>>,
+    /// Held text messages for which this is true are dropped at the reply.
+    skip: Option<HeldFilter>,
 }
 
 impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Socket")
-            .field("id", &self.0.id)
+            .field("id", &self.id())
             .field("nsp", &self.0.ns.path())
             .finish()
     }
@@ -79,11 +102,12 @@ impl Socket {
     pub(crate) fn new(ns: Namespace, conn: Arc<EngineConn>) -> Socket {
         Socket(Arc::new(Inner {
             id: chatgate_eio::random_id().into(),
+            restored_id: OnceLock::new(),
             ns,
             conn,
             data: OnceLock::new(),
             state: AtomicU8::new(PENDING),
-            held: Mutex::new(Vec::new()),
+            pending: Mutex::new(None),
             acks: Mutex::new(None),
             next_ack: AtomicU64::new(0),
         }))
@@ -98,12 +122,12 @@ impl Socket {
     }
 
     pub(crate) fn id_arc(&self) -> &Arc<str> {
-        &self.0.id
+        self.0.restored_id.get().unwrap_or(&self.0.id)
     }
 
     /// Socket.IO session id (crypto-random, 128 bits, base64url).
     pub fn id(&self) -> &str {
-        &self.0.id
+        self.id_arc()
     }
 
     /// The namespace of this socket.
@@ -171,7 +195,7 @@ impl Socket {
         self.0
             .acks
             .lock()
-            .get_or_insert_with(HashMap::new)
+            .get_or_insert_with(Box::default)
             .insert(id, tx);
         if let Err(e) = self.send_frames(&[Frame::message(text)]) {
             self.take_ack(id);
@@ -254,19 +278,21 @@ impl Socket {
             CONNECTED => Ok(self.0.conn.send(frames)?),
             GONE => Err(EmitError::Disconnected),
             _ => {
-                let mut held = self.0.held.lock();
+                let mut pending = self.0.pending.lock();
                 match self.0.state.load(Ordering::Acquire) {
                     PENDING => {
-                        if held.len() + frames.len() > self.0.conn.config().max_queued_packets {
-                            drop(held);
+                        let pending = pending.get_or_insert_with(Box::default);
+                        if pending.held.len() + frames.len()
+                            > self.0.conn.config().max_queued_packets
+                        {
                             self.0.conn.close_slow_consumer();
                             return Err(EmitError::QueueFull);
                         }
-                        held.extend(frames.iter().cloned());
+                        pending.held.extend(frames.iter().cloned());
                         Ok(())
                     }
                     CONNECTED => {
-                        drop(held);
+                        drop(pending);
                         Ok(self.0.conn.send(frames)?)
                     }
                     _ => Err(EmitError::Disconnected),
@@ -275,25 +301,99 @@ impl Socket {
         }
     }
 
-    /// Sends the CONNECT reply, then the held-back frames behind a flush
-    /// barrier (a client reads the reply alone, as from the reference).
+    /// While connecting: the session's private id for connection state
+    /// recovery (Socket.IO >= 4.6), sent in the CONNECT reply as `pid`. A
+    /// client that reconnects sends it back with its last offset.
+    pub fn set_pid(&self, pid: &str) {
+        if let Some(pending) = self.pending_state() {
+            pending.lock().get_or_insert_with(Box::default).pid = Some(pid.into());
+        }
+    }
+
+    /// While connecting: this socket continues the session `sid` (a
+    /// recovered session keeps its id). Call it before joining rooms.
+    /// False if the socket is no longer connecting or was restored already.
+    pub fn restore_id(&self, sid: &str) -> bool {
+        if self.pending_state().is_none() || self.0.restored_id.get().is_some() {
+            return false;
+        }
+        let adapter = self.0.ns.adapter();
+        adapter.remove_socket(self);
+        let restored = self.0.restored_id.set(sid.into()).is_ok();
+        adapter.add_socket(self);
+        restored
+    }
+
+    /// While connecting: an event (with a recovery offset as its last
+    /// argument) sent before the CONNECT reply, as a recovered session's
+    /// missed events are: socket.io-client hands them to the application
+    /// right after `connect`, before anything sent later.
+    pub fn emit_before_connect_reply<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        offset: &str,
+    ) -> Result<(), EmitError> {
+        let text = crate::encode::encode_event_with_offset(self.ns_path(), event, data, offset)?;
+        let Some(pending) = self.pending_state() else {
+            return Err(EmitError::Disconnected);
+        };
+        pending
+            .lock()
+            .get_or_insert_with(Box::default)
+            .before
+            .push(Frame::message(text));
+        Ok(())
+    }
+
+    /// While connecting: drops, at the CONNECT reply, the held-back text
+    /// messages (Socket.IO packet text) for which `skip` is true, e.g. live
+    /// events that the missed events sent before the reply already hold.
+    pub fn skip_held(&self, skip: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        if let Some(pending) = self.pending_state() {
+            pending.lock().get_or_insert_with(Box::default).skip = Some(Box::new(skip));
+        }
+    }
+
+    /// The pending state, while the socket is connecting.
+    fn pending_state(&self) -> Option<&Mutex<Option<Box<Pending>>>> {
+        (self.0.state.load(Ordering::Acquire) == PENDING).then_some(&self.0.pending)
+    }
+
+    /// Sends what waits before the CONNECT reply, the reply, then the
+    /// held-back frames behind a flush barrier (a client reads the reply
+    /// alone, as from the reference).
     pub(crate) fn confirm(&self) {
-        let mut held = self.0.held.lock();
+        let mut slot = self.0.pending.lock();
+        let pending = slot.take().map(|p| *p).unwrap_or_default();
         let mut reply = MessageText::new();
         write_header(&mut reply, PacketType::Connect, self.ns_path(), 0, None);
-        reply.push_str("{\"sid\":\"");
-        reply.push_str(&self.0.id);
-        reply.push_str("\"}");
-        let frames = std::mem::take(&mut *held);
+        reply.push_str("{\"sid\":");
+        reply.push_str(&Value::from(self.id()).to_string());
+        if let Some(pid) = &pending.pid {
+            reply.push_str(",\"pid\":");
+            reply.push_str(&Value::from(&**pid).to_string());
+        }
+        reply.push('}');
+        let held = match &pending.skip {
+            Some(skip) => pending
+                .held
+                .into_iter()
+                .filter(|frame| !frame.message_text().is_some_and(skip))
+                .collect(),
+            None => pending.held,
+        };
         self.0.state.store(CONNECTED, Ordering::Release);
-        drop(held);
-        self.0.conn.send_then_pause(Frame::message(reply), frames);
+        drop(slot);
+        let mut head = pending.before;
+        head.push(Frame::message(reply));
+        self.0.conn.send_then_pause(head, held);
     }
 
     /// CONNECT refused: drop held frames.
     pub(crate) fn abandon(&self) {
         self.0.state.store(GONE, Ordering::Release);
-        *self.0.held.lock() = Vec::new();
+        *self.0.pending.lock() = None;
     }
 
     /// Marks the socket gone; true for the first caller only.
@@ -566,6 +666,18 @@ pub trait Adapter: Send + Sync + 'static {
     fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions);
     /// Every selected socket joins `rooms`.
     fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]);
+    /// Like [`sockets_join`](Self::sockets_join), and resolves once the join
+    /// is certain to be applied on every node before anything published
+    /// after it; false when that could not be made certain (it may still
+    /// have been applied). A single-node adapter is done at once.
+    fn sockets_join_confirmed<'a>(
+        &'a self,
+        opts: &'a BroadcastOptions,
+        rooms: &'a [Room],
+    ) -> BoxFuture<'a, bool> {
+        self.sockets_join(opts, rooms);
+        Box::pin(std::future::ready(true))
+    }
     /// Every selected socket leaves `rooms`.
     fn sockets_leave(&self, opts: &BroadcastOptions, rooms: &[Room]);
     /// Disconnects every selected socket (and closes their engine

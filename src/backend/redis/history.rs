@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use super::conn::{backend_error, unexpected};
 use super::{RedisBackend, scripts};
 use crate::backend::{
-    BackendResult, HistoryPage, HistoryPolicy, HistoryStore, Missed, finish_before, finish_since,
+    BackendError, BackendResult, HistoryPage, HistoryPolicy, HistoryStore, Missed, PublishTemplate,
+    finish_before, finish_since,
 };
 use crate::protocol::Message;
 
@@ -19,6 +20,9 @@ fn parse_messages(entries: impl IntoIterator<Item = String>) -> BackendResult<Ve
         .map(|json| serde_json::from_str(&json).map_err(|err| unexpected("stored message", &err)))
         .collect()
 }
+
+/// How a message's JSON starts: its id is the first field.
+const JSON_ID_PREFIX: &str = "{\"id\":";
 
 #[async_trait]
 impl HistoryStore for RedisBackend {
@@ -47,6 +51,59 @@ impl HistoryStore for RedisBackend {
                 .await
                 .map_err(backend_error)?;
             Ok(())
+        }
+        .await;
+        inner.observe(result)
+    }
+
+    async fn append_and_publish(
+        &self,
+        draft: &Message,
+        template: &PublishTemplate,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<Option<Message>> {
+        let inner = &self.inner;
+        if inner.cluster {
+            return Ok(None);
+        }
+        let result = async {
+            let json =
+                serde_json::to_string(draft).map_err(|err| unexpected("message to store", &err))?;
+            // `{"id":0,...}`: the script writes the id in front of the rest.
+            let rest = json
+                .strip_prefix(JSON_ID_PREFIX)
+                .and_then(|r| r.strip_prefix('0'))
+                .ok_or_else(|| {
+                    BackendError::Internal("a message's JSON does not start with its id".into())
+                })?;
+            let link = inner.link()?;
+            let mut invocation = scripts::SEND_ORDERED.prepare_invoke();
+            invocation
+                .key(inner.keys.message_id())
+                .key(inner.keys.channel_meta(&draft.channel_id))
+                .key(inner.keys.history(&draft.channel_id))
+                .key(inner.keys.history_floor(&draft.channel_id))
+                .arg(now_ms)
+                .arg(draft.ts)
+                .arg(rest)
+                .arg(policy.size)
+                .arg(policy.ttl_ms)
+                .arg(&template.channel);
+            for part in &template.parts {
+                invocation.arg(part.as_slice());
+            }
+            let id: String = invocation
+                .invoke_async(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            let id = id
+                .parse::<u64>()
+                .map_err(|err| unexpected("message id", &err))?;
+            Ok(Some(Message {
+                id,
+                ..draft.clone()
+            }))
         }
         .await;
         inner.observe(result)

@@ -213,6 +213,8 @@ type DeferredRemoval = tokio::task::JoinHandle<Option<(String, u64)>>;
 struct Inner {
     /// Key names.
     keys: Keys,
+    /// A Redis Cluster: a script touches one slot only.
+    cluster: bool,
     /// Options.
     options: RedisOptions,
     /// The connection.
@@ -295,6 +297,7 @@ impl RedisBackend {
         )?;
         let inner = Arc::new(Inner {
             keys: Keys::new(&settings.key_prefix),
+            cluster: settings.cluster,
             options,
             connector,
             state: AtomicU8::new(STATE_UNKNOWN),

@@ -81,6 +81,12 @@ history_script!(
     "record_message.lua"
 );
 history_script!(
+    /// Assigns the id, records and publishes a message in one step (one
+    /// Redis only: the keys span slots).
+    SEND_ORDERED,
+    "send_ordered.lua"
+);
+history_script!(
     /// The messages after an id, and the floor (channel slot).
     HISTORY_SINCE,
     "history_since.lua"
@@ -92,7 +98,7 @@ history_script!(
 );
 
 /// Every script, for loading them all up front.
-fn all() -> [&'static Script; 12] {
+fn all() -> [&'static Script; 13] {
     [
         &ADD_CONNECTION,
         &REMOVE_CONNECTION,
@@ -104,6 +110,7 @@ fn all() -> [&'static Script; 12] {
         &NEXT_MESSAGE_ID,
         &RATE_LIMIT,
         &RECORD_MESSAGE,
+        &SEND_ORDERED,
         &HISTORY_SINCE,
         &HISTORY_BEFORE,
     ]

@@ -1,0 +1,66 @@
+-- Assigns a message its id, records it in its channel (activity and
+-- history, as record_message.lua) and publishes it to every node, in one
+-- atomic step. Redis runs one script at a time and hands each subscriber
+-- its messages in the order they were published, so every subscriber
+-- receives all messages, of all channels, in id order, and none can be
+-- received before it is stored. One Redis only (the
+-- keys span slots); on a Redis Cluster the two steps stay apart.
+--
+-- The id is next_message_id.lua's: max(previous + 1, now_ms * 1000).
+--
+-- KEYS[1]  the last id handed out (STRING)
+-- KEYS[2]  the channel's metadata (HASH activity)
+-- KEYS[3]  the channel's history (ZSET message JSON by id)
+-- KEYS[4]  the channel's history floor (STRING)
+-- ARGV[1]  the sending node's now (ms since the epoch)
+-- ARGV[2]  the message's ts (ms): the new activity
+-- ARGV[3]  the message JSON after its leading `{"id":` and the id
+-- ARGV[4]  HISTORY_SIZE (0 = history off)
+-- ARGV[5]  HISTORY_TTL_MS
+-- ARGV[6]  the pub/sub channel
+-- ARGV[7..11]  the payload around its gaps: ARGV[7] ID ARGV[8] OFFSET
+--          ARGV[9] PREV ARGV[10] ID ARGV[11] (ID, PREV: MessagePack uint 64;
+--          OFFSET: MessagePack str of the id as 16 zero-padded digits)
+--
+-- Returns the id as a decimal string.
+local time = redis.call('TIME')
+local redis_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now_ms = math.max(redis_ms, tonumber(ARGV[1]))
+local previous = tonumber(redis.call('GET', KEYS[1]) or '0')
+local id = math.max(previous + 1, now_ms * 1000)
+local id_str = id_text(id)
+redis.call('SET', KEYS[1], id_str)
+
+-- Record (record_message.lua).
+local ts = tonumber(ARGV[2])
+local current = tonumber(redis.call('HGET', KEYS[2], 'activity') or '0')
+if ts > current then
+  redis.call('HSET', KEYS[2], 'activity', ARGV[2])
+end
+local size = tonumber(ARGV[4])
+if size > 0 then
+  local ttl = tonumber(ARGV[5])
+  local cutoff_id = math.max(tonumber(ARGV[1]) - ttl, 0) * 1000
+  if redis.call('EXISTS', KEYS[4]) == 0 then
+    redis.call('SET', KEYS[4], id_text(cutoff_id))
+  end
+  redis.call('ZADD', KEYS[3], id_str, '{"id":' .. id_str .. ARGV[3])
+  trim(KEYS[3], KEYS[4], size, cutoff_id)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+end
+
+-- Publish.
+local function uint64(n)
+  local bytes = {}
+  for i = 8, 1, -1 do
+    bytes[i] = n % 256
+    n = math.floor(n / 256)
+  end
+  return string.char(0xcf, unpack(bytes))
+end
+local offset = string.char(0xb0) .. string.format('%016.0f', id)
+local payload = ARGV[7] .. uint64(id) .. ARGV[8] .. offset .. ARGV[9] .. uint64(previous)
+  .. ARGV[10] .. uint64(id) .. ARGV[11]
+redis.call('PUBLISH', ARGV[6], payload)
+return id_str
