@@ -72,6 +72,10 @@ pub struct Config {
     /// How long a message is kept in history (`HISTORY_TTL_MS`); default
     /// one day.
     pub history_ttl: Duration,
+    /// How long a lost connection can be recovered, on any node, with
+    /// Socket.IO connection state recovery (`RECOVERY_WINDOW_MS`); default
+    /// two minutes, zero turns recovery off.
+    pub recovery_window: Duration,
     /// Engine.IO ping interval (`PING_INTERVAL_MS`); default 25 s.
     pub ping_interval: Duration,
     /// Engine.IO ping timeout (`PING_TIMEOUT_MS`); default 20 s.
@@ -236,6 +240,7 @@ impl Default for Config {
             max_channels_per_user: 500,
             history_size: 500,
             history_ttl: Duration::from_millis(86_400_000),
+            recovery_window: Duration::from_millis(120_000),
             ping_interval: Duration::from_millis(25_000),
             ping_timeout: Duration::from_millis(20_000),
             connect_timeout: Duration::from_millis(45_000),
@@ -416,6 +421,7 @@ impl Config {
         let max_channels_per_user = src.parse("max-channels-per-user", p, parse_count);
         let history_size = src.parse("history-size", p, parse_history_size);
         let history_ttl = src.parse("history-ttl-ms", p, parse_history_ttl);
+        let recovery_window = src.parse("recovery-window-ms", p, parse_recovery_window);
         let max_queued_packets = src.parse("max-queued-packets", p, parse_count);
         let cluster_queue_capacity = src.parse("cluster-queue-capacity", p, parse_count);
         let connection_rate_per_ip = src.parse("connection-rate-per-ip", p, parse_optional_rate);
@@ -480,6 +486,7 @@ impl Config {
             max_channels_per_user: max_channels_per_user.unwrap_or(defaults.max_channels_per_user),
             history_size: history_size.unwrap_or(defaults.history_size),
             history_ttl: history_ttl.unwrap_or(defaults.history_ttl),
+            recovery_window: recovery_window.unwrap_or(defaults.recovery_window),
             ping_interval: ping_interval.unwrap_or(defaults.ping_interval),
             ping_timeout: ping_timeout.unwrap_or(defaults.ping_timeout),
             connect_timeout: connect_timeout.unwrap_or(defaults.connect_timeout),
@@ -608,6 +615,19 @@ fn parse_history_size(text: &str) -> Result<usize, String> {
         Ok(n) if n <= MAX_HISTORY_SIZE => Ok(n),
         _ => Err(format!(
             "{text:?} must be a whole number from 0 (history off) to {MAX_HISTORY_SIZE}"
+        )),
+    }
+}
+
+/// Longest `RECOVERY_WINDOW_MS`: one day (history is what recovery replays).
+const MAX_RECOVERY_WINDOW_MS: u64 = 86_400_000;
+
+/// `RECOVERY_WINDOW_MS`: 0 (off) up to a day.
+fn parse_recovery_window(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(ms) if ms <= MAX_RECOVERY_WINDOW_MS => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "{text:?} must be a whole number of milliseconds from 0 (off) to {MAX_RECOVERY_WINDOW_MS} (a day)"
         )),
     }
 }

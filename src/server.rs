@@ -276,7 +276,8 @@ impl Server {
         let node_id = chatgate_sio::random_id();
         let (backends, redis_node) = backends(config, &node_id)?;
         let chat = ChatService::new(backends.clone(), limits(config), node_id)
-            .with_history(history_policy(config));
+            .with_history(history_policy(config))
+            .with_recovery(config.recovery_window);
         let chat = match &redis_node {
             // One process: it keeps the order of its messages itself.
             None => chat.with_local_order(),
@@ -301,6 +302,7 @@ impl Server {
                 (namespace, Some(parts))
             }
         };
+        crate::gateway::spawn_session_refresher(namespace.clone(), chat.clone());
         let state = AppState {
             accepting: Arc::new(AtomicBool::new(true)),
             backends,

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -22,7 +24,7 @@ use parking_lot::Mutex;
 use super::{
     BackendError, BackendHealth, BackendResult, ChannelOverview, ChannelStore, ConnectOutcome,
     ConnectionRecord, HistoryPage, HistoryPolicy, HistoryStore, JoinOutcome, Missed, PresenceStore,
-    RateLimitStore, RateQuota, finish_before, finish_since,
+    RateLimitStore, RateQuota, SessionRecord, SessionStore, finish_before, finish_since,
 };
 use crate::protocol::{Message, PresenceInfo, PresenceStatus};
 
@@ -47,6 +49,9 @@ struct State {
     /// channel -> its message history; removed when the channel goes quiet
     /// for longer than the TTL, as the Redis keys expire.
     history: HashMap<String, ChannelHistory>,
+    /// pid -> a recoverable session and when it expires; expired entries
+    /// are dropped as sessions are opened.
+    sessions: HashMap<String, (SessionRecord, Instant)>,
 }
 
 /// One channel's history in memory.
@@ -564,6 +569,54 @@ where
             Ok(()) => Ok(None),
             Err(not_until) => Ok(Some(not_until.wait_time_from(self.clock.now()))),
         }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn open(
+        &self,
+        pid: &str,
+        mut record: SessionRecord,
+        ttl: Duration,
+    ) -> BackendResult<SessionRecord> {
+        let mut st = self.state.lock();
+        record.start = record.start.max(st.last_message_id);
+        let now = Instant::now();
+        // Opening is as frequent as connecting: a fair moment to forget the
+        // expired ones.
+        st.sessions.retain(|_, (_, expires)| *expires > now);
+        st.sessions
+            .insert(pid.to_owned(), (record.clone(), now + ttl));
+        Ok(record)
+    }
+
+    async fn keep(&self, pid: &str, record: &SessionRecord, ttl: Duration) -> BackendResult<()> {
+        self.state
+            .lock()
+            .sessions
+            .insert(pid.to_owned(), (record.clone(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn load(&self, pid: &str) -> BackendResult<Option<SessionRecord>> {
+        let st = self.state.lock();
+        Ok(st
+            .sessions
+            .get(pid)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(record, _)| record.clone()))
+    }
+
+    async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()> {
+        let mut st = self.state.lock();
+        let expires = Instant::now() + ttl;
+        for pid in pids {
+            if let Some(entry) = st.sessions.get_mut(pid) {
+                entry.1 = expires;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -385,6 +385,44 @@ pub trait RateLimitStore: Send + Sync + 'static {
     ) -> BackendResult<Option<Duration>>;
 }
 
+/// A recoverable session (Socket.IO connection state recovery), as kept
+/// under its private id (`pid`) while it may be recovered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    /// The socket id the session keeps.
+    pub sid: String,
+    /// The user who owns it: only they may recover it.
+    pub user_id: String,
+    /// The last message id handed out when the session began: a client that
+    /// received no `message:new` yet is owed everything after it.
+    pub start: u64,
+}
+
+/// Recoverable sessions, by private id. Each expires on its own: a live
+/// session is refreshed by its node, a lost one is kept for the recovery
+/// window and then forgotten, and one whose node crashed expires without
+/// anyone's help.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Keeps `record` under `pid` for `ttl`, raising its `start` to the last
+    /// message id handed out now, if higher. Returns the record as kept.
+    async fn open(
+        &self,
+        pid: &str,
+        record: SessionRecord,
+        ttl: Duration,
+    ) -> BackendResult<SessionRecord>;
+
+    /// Keeps `record` under `pid` for `ttl`, as it is (a recovered session).
+    async fn keep(&self, pid: &str, record: &SessionRecord, ttl: Duration) -> BackendResult<()>;
+
+    /// The session kept under `pid`, if it has not expired.
+    async fn load(&self, pid: &str) -> BackendResult<Option<SessionRecord>>;
+
+    /// Each of `pids` is kept for `ttl` from now (if it still exists).
+    async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()>;
+}
+
 /// Whether the backends can serve now, for `/readyz`.
 pub trait BackendHealth: Send + Sync + 'static {
     /// True while the backends are reachable. Cheap: reads a flag that a
@@ -407,6 +445,8 @@ pub struct Backends {
     pub history: Arc<dyn HistoryStore>,
     /// Rate limits.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// Recoverable sessions.
+    pub sessions: Arc<dyn SessionStore>,
     /// Reachability, for `/readyz`.
     pub health: Arc<dyn BackendHealth>,
 }
@@ -420,6 +460,7 @@ impl Backends {
             channels: store.clone(),
             history: store.clone(),
             rate_limits: Arc::new(memory::MemoryRateLimiter::default()),
+            sessions: store.clone(),
             health: store,
         }
     }

@@ -717,6 +717,10 @@ impl Adapter for ClusterAdapter {
         self.shared.local.remove_socket(socket)
     }
 
+    fn socket_id_changed(&self, socket: &Socket, old_id: &str) {
+        self.shared.local.socket_id_changed(socket, old_id);
+    }
+
     fn get_socket(&self, sid: &str) -> Option<Socket> {
         self.shared.local.get_socket(sid)
     }

@@ -299,6 +299,14 @@ pub(super) const SPECS: &[Spec] = &[
         "How long a message is kept in history (milliseconds)",
     ),
     spec(
+        "recovery-window-ms",
+        "RECOVERY_WINDOW_MS",
+        "MS",
+        Some("120000"),
+        LIMITS,
+        "How long a lost connection can be recovered (Socket.IO connection state recovery, any node); 0 turns it off",
+    ),
+    spec(
         "max-queued-packets",
         "MAX_QUEUED_PACKETS",
         "N",

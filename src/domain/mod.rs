@@ -6,6 +6,7 @@
 //! knows the Socket.IO engine, so every rule is unit-testable.
 
 pub mod admin;
+pub mod recovery;
 pub mod validate;
 
 use crate::auth::Identity;
@@ -89,6 +90,9 @@ pub struct ChatService {
     /// One process, in memory: sends take turns from id to delivery, so
     /// deliveries are in id order ([`ChatService::with_local_order`]).
     local_order: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// How long a lost connection can be recovered (`RECOVERY_WINDOW_MS`);
+    /// zero: off. See [`recovery`].
+    recovery_window: std::time::Duration,
 }
 
 /// Builds how a message (its id not yet known) is published to every node,
@@ -151,6 +155,7 @@ impl ChatService {
             history: HistoryPolicy::default(),
             publish_format: None,
             local_order: None,
+            recovery_window: std::time::Duration::ZERO,
         }
     }
 

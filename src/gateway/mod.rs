@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use chatgate_sio::{BoxFuture, ConnectError, DisconnectReason, Event, NamespaceHandler, Socket};
+use chatgate_sio::{
+    BoxFuture, ConnectError, DisconnectReason, Event, Namespace, NamespaceHandler, Socket,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -15,17 +17,19 @@ use crate::domain::ChatService;
 use crate::error::{GatewayError, GatewayResult};
 use crate::protocol::{
     HistoryRequest, JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest,
-    TypingRequest, UsersOnlineRequest, events, parse_request,
+    TypingRequest, UsersOnlineRequest, events, offset_of, parse_offset, parse_request,
 };
 
 /// What a client event answers: the fields of the success ack (`None`: a
 /// bare `{ "status": "ok" }`), or the error.
 type Answer = GatewayResult<Option<Value>>;
 
-/// What a confirmed socket carries: who it is.
+/// What a confirmed socket carries: who it is, and its recoverable session.
 #[derive(Debug)]
 struct Session {
     identity: Identity,
+    /// The private id of its recoverable session (recovery on).
+    pid: Option<Box<str>>,
 }
 
 /// The namespace handler of `/`.
@@ -49,15 +53,28 @@ impl Gateway {
         // Join the user's room before reading memberships: a join made
         // concurrently by another tab then reaches this socket one way or the other.
         socket.join(user_room(&user_id));
-        let connected = self.chat.connect(&user_id, socket.id()).await?;
+        // Presence counts connections: by this connection's own id, which a
+        // recovered session's id is not.
+        let connected = self.chat.connect(&user_id, socket.instance_id()).await?;
         for channel in &connected.channels {
             socket.join(channel.as_str());
         }
-        socket.set_data(Session { identity });
+        let (pid, recovered) = match self
+            .session(socket, auth, &user_id, &connected.channels)
+            .await
+        {
+            Ok(session) => session,
+            Err(err) => {
+                self.chat.disconnect(&user_id, socket.instance_id()).await;
+                return Err(err);
+            }
+        };
+        socket.set_data(Session { identity, pid });
         tracing::info!(
             user_id,
             sid = socket.id(),
             channels = connected.channels.len(),
+            recovered,
             "connected"
         );
         if let Some(presence) = connected.came_online {
@@ -69,6 +86,68 @@ impl Gateway {
             );
         }
         Ok(())
+    }
+
+    /// Connection state recovery at CONNECT: continues the session the
+    /// client names (`auth.pid`, `auth.offset`) when it can, else opens a
+    /// new one. The socket has joined its rooms already, so what is
+    /// published meanwhile waits for the CONNECT reply; the missed messages
+    /// go before the reply, and waiting ones they cover are dropped.
+    /// Returns the session's pid (recovery on) and whether it was recovered.
+    async fn session(
+        &self,
+        socket: &Socket,
+        auth: &Value,
+        user_id: &str,
+        channels: &[String],
+    ) -> GatewayResult<(Option<Box<str>>, bool)> {
+        if !self.chat.recovery_enabled() {
+            return Ok((None, false));
+        }
+        let asked = auth
+            .get("pid")
+            .and_then(Value::as_str)
+            .filter(|pid| is_session_id(pid));
+        if let Some(pid) = asked {
+            let offset = auth
+                .get("offset")
+                .and_then(Value::as_str)
+                .and_then(parse_offset);
+            if let Some(recovered) = self
+                .chat
+                .recover_session(pid, user_id, offset, channels)
+                .await?
+            {
+                // The session's previous connection may still be half-open,
+                // here or on another node: it goes now.
+                socket
+                    .namespace()
+                    .to(recovered.record.sid.as_str())
+                    .disconnect_sockets(true);
+                socket.restore_id(&recovered.record.sid);
+                let last = recovered
+                    .missed
+                    .last()
+                    .map(|m| m.id)
+                    .or(offset)
+                    .unwrap_or(recovered.record.start);
+                for message in &recovered.missed {
+                    emit_logged(socket.emit_before_connect_reply(
+                        events::MESSAGE_NEW,
+                        message,
+                        &offset_of(message.id),
+                    ));
+                }
+                socket.skip_held(move |text| message_new_offset(text).is_some_and(|id| id <= last));
+                socket.set_pid(pid);
+                metrics::counter!("chatgate_sessions_recovered_total").increment(1);
+                return Ok((Some(pid.into()), true));
+            }
+        }
+        let pid = chatgate_sio::random_id();
+        self.chat.open_session(&pid, socket.id(), user_id).await?;
+        socket.set_pid(&pid);
+        Ok((Some(pid.into()), false))
     }
 
     /// Runs one client event, after counting it against the user's rate limit.
@@ -307,10 +386,75 @@ impl NamespaceHandler for Gateway {
                 reason = reason.as_str(),
                 "disconnected"
             );
-            if let Some(offline) = self.chat.disconnect(user_id, socket.id()).await {
+            if let Some(pid) = &session.pid {
+                self.chat.lose_session(pid).await;
+            }
+            if let Some(offline) = self.chat.disconnect(user_id, socket.instance_id()).await {
                 // Membership outlives connections: announce, do not leave.
                 delivery::announce_presence_change(&socket.namespace(), &self.chat, offline).await;
             }
         })
+    }
+}
+
+/// Whether `pid` could be a session id this server handed out (22
+/// base64url characters); anything else is not looked up.
+fn is_session_id(pid: &str) -> bool {
+    pid.len() == 22
+        && pid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The recovery offset of a `message:new` packet (Socket.IO packet text
+/// `2["message:new",{...},"<offset>"]`), `None` for any other packet.
+fn message_new_offset(text: &str) -> Option<u64> {
+    let args = text
+        .strip_prefix("2[\"message:new\",")?
+        .strip_suffix("\"]")?;
+    let (_, offset) = args.rsplit_once('"')?;
+    parse_offset(offset)
+}
+
+/// Live sessions are refreshed by their node every third of the recovery
+/// window, so a session outlives a crash of its node by the whole window
+/// and no more than a third longer.
+pub fn spawn_session_refresher(namespace: Namespace, chat: ChatService) {
+    if !chat.recovery_enabled() {
+        return;
+    }
+    let every = chat.session_refresh_interval();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let pids: Vec<String> = namespace
+                .all()
+                .local_sockets()
+                .iter()
+                .filter_map(|socket| socket.data::<Session>()?.pid.as_deref().map(str::to_owned))
+                .collect();
+            if !pids.is_empty() {
+                chat.refresh_sessions(&pids).await;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_of_held_message_packets() {
+        assert_eq!(
+            message_new_offset(r#"2["message:new",{"id":5,"text":"a\"]"},"0000000000000005"]"#),
+            Some(5)
+        );
+        assert_eq!(message_new_offset(r#"2["typing",{"x":1}]"#), None);
+        assert_eq!(message_new_offset(r#"2["message:new",{"id":5}]"#), None);
+        assert!(is_session_id("abcdefghijklmnopqrstuv"));
+        assert!(!is_session_id("../../etc/passwd"));
     }
 }

@@ -22,7 +22,7 @@
 //   disconnect {client}                                   -> null (Socket.IO disconnect of the namespace)
 //   close      {client}                                   -> null (closes the Engine.IO connection)
 //   transport  {client}                                   -> current transport name
-//   state      {client}                                   -> {connected, id, transport}
+//   state      {client}                                   -> {connected, id, transport, recovered, pid}
 //   silence    {client}                                   -> null; the current Engine.IO connection stops
 //                                                            answering the server's pings
 //   exit       {}                                         -> closes every client, then exits
@@ -242,7 +242,16 @@ const handlers = {
   },
   state(msg) {
     const { socket } = clientOf(msg.client);
-    return { connected: socket.connected, id: socket.id ?? null, transport: transportName(socket) };
+    return {
+      connected: socket.connected,
+      id: socket.id ?? null,
+      transport: transportName(socket),
+      // Connection state recovery (socket.io-client >= 4.6).
+      recovered: socket.recovered === true,
+      // The session's private id, as the client keeps it (a test may try
+      // it as someone else).
+      pid: socket._pid ?? null,
+    };
   },
   silence,
   exit() {

@@ -738,6 +738,23 @@ impl SioClient {
             .unwrap_or(false)
     }
 
+    /// Whether socket.io-client recovered its session (connection state
+    /// recovery) at the last (re)connection: `socket.recovered`.
+    pub(crate) async fn recovered(&self) -> bool {
+        let state = self.command("state", json!({}), default_timeout()).await;
+        state
+            .get("recovered")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// The private id of its recoverable session, as socket.io-client keeps
+    /// it (`socket._pid`); `None` without recovery.
+    pub(crate) async fn pid(&self) -> Option<String> {
+        let state = self.command("state", json!({}), default_timeout()).await;
+        state.get("pid").and_then(Value::as_str).map(str::to_owned)
+    }
+
     /// The current Engine.IO connection stops answering the server's pings
     /// (to provoke the server's ping timeout).
     pub(crate) async fn silence(&self) {

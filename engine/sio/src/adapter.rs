@@ -175,6 +175,24 @@ impl Adapter for LocalAdapter {
         }
     }
 
+    fn socket_id_changed(&self, socket: &Socket, old_id: &str) {
+        let mut st = self.state.write();
+        // Rooms hold sockets, not ids: only the registry moves, in one
+        // step, so no broadcast can miss the socket meanwhile.
+        let Some(entry) = st.sockets.remove(old_id) else {
+            return;
+        };
+        if entry.0 != *socket {
+            st.sockets.insert(old_id.into(), entry);
+            return;
+        }
+        if let Some((replaced, joined)) = st.sockets.insert(socket.id_arc().clone(), entry) {
+            for room in &joined {
+                st.remove_member(&replaced, room);
+            }
+        }
+    }
+
     fn get_socket(&self, sid: &str) -> Option<Socket> {
         self.state.read().sockets.get(sid).map(|(s, _)| s.clone())
     }

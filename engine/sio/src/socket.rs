@@ -314,14 +314,22 @@ impl Socket {
     /// recovered session keeps its id). Call it before joining rooms.
     /// False if the socket is no longer connecting or was restored already.
     pub fn restore_id(&self, sid: &str) -> bool {
-        if self.pending_state().is_none() || self.0.restored_id.get().is_some() {
+        if self.pending_state().is_none() {
             return false;
         }
-        let adapter = self.0.ns.adapter();
-        adapter.remove_socket(self);
-        let restored = self.0.restored_id.set(sid.into()).is_ok();
-        adapter.add_socket(self);
-        restored
+        let old = self.0.id.clone();
+        if self.0.restored_id.set(sid.into()).is_err() {
+            return false;
+        }
+        self.0.ns.adapter().socket_id_changed(self, &old);
+        true
+    }
+
+    /// The id this socket was created with: unique to this connection,
+    /// even when it continues a recovered session under that session's id
+    /// ([`id`](Self::id)).
+    pub fn instance_id(&self) -> &str {
+        &self.0.id
     }
 
     /// While connecting: an event (with a recovery offset as its last
@@ -664,6 +672,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn socket_rooms(&self, socket: &Socket) -> Vec<Room>;
     /// Sends `packet` to every selected socket.
     fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions);
+    /// `socket` now has another id ([`Socket::restore_id`]); `old_id` was
+    /// its id. It keeps its rooms. A socket still registered under the new
+    /// id (the session's previous connection, going away) is forgotten.
+    fn socket_id_changed(&self, socket: &Socket, old_id: &str);
     /// Every selected socket joins `rooms`.
     fn sockets_join(&self, opts: &BroadcastOptions, rooms: &[Room]);
     /// Like [`sockets_join`](Self::sockets_join), and resolves once the join

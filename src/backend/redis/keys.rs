@@ -113,6 +113,12 @@ impl Keys {
         format!("{}online", self.prefix)
     }
 
+    /// A recoverable session, by private id (STRING: JSON, with a TTL). In
+    /// a slot of its own.
+    pub fn session(&self, pid: &str) -> String {
+        format!("{}{{s:{}}}:session", self.prefix, encode(pid))
+    }
+
     /// The last message id handed out (STRING).
     pub fn message_id(&self) -> String {
         format!("{}msgid", self.prefix)

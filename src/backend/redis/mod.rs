@@ -24,6 +24,7 @@ pub mod keys;
 mod presence;
 mod ratelimit;
 mod scripts;
+mod sessions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -320,6 +321,7 @@ impl RedisBackend {
             channels: backend.clone(),
             history: backend.clone(),
             rate_limits: backend.clone(),
+            sessions: backend.clone(),
             health: backend,
         }
     }
