@@ -15,9 +15,12 @@
 //! locally at once; broadcasts, room joins/leaves and disconnects are also
 //! encoded (see `wire.rs`) and handed to a background publisher through a
 //! bounded queue: the engine's synchronous adapter methods never wait on
-//! Redis. A full queue drops the publish, counts it
+//! Redis. A batch Redis fails to take is sent again on a fresh connection
+//! (the first publish after a Redis restart meets the dead one); a full
+//! queue, or a batch that fails again, drops the publish, counts it
 //! ([`ClusterStats::dropped`], metric `chatgate_cluster_publish_dropped_total`)
-//! and logs it.
+//! and logs it. A caller that must know whether its publishes went out
+//! (the server API) queues them within [`confirming`].
 //!
 //! A subscriber connection (RESP3, pushes) listens on the broadcast pattern
 //! and the request channel and applies what other nodes (and emitters) send
@@ -36,6 +39,7 @@
 
 mod wire;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,7 +49,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{ProtocolVersion, PushInfo, PushKind, RedisResult, Value};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::config::RedisSettings;
 
@@ -99,6 +103,42 @@ pub struct ClusterStats {
 struct Publish {
     channel: String,
     payload: Vec<u8>,
+    /// Told `()` once the message is published; dropped unsent when it was
+    /// dropped (see [`confirming`]).
+    confirm: Option<oneshot::Sender<()>>,
+}
+
+thread_local! {
+    /// While [`confirming`] runs its closure on this thread: the
+    /// confirmations of the publishes the closure queued.
+    static CONFIRMATIONS: RefCell<Option<Vec<oneshot::Receiver<()>>>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `queue` (an emit, a room operation) and returns, next to its result,
+/// the outcome of the cross-node publishes it queued: for a caller that must
+/// not report success for a message other nodes never got (the server API).
+/// Without the cross-node adapter there is nothing to wait for.
+pub fn confirming<R>(queue: impl FnOnce() -> R) -> (R, Published) {
+    let outer = CONFIRMATIONS.with(|slot| slot.replace(Some(Vec::new())));
+    let result = queue();
+    let mine = CONFIRMATIONS.with(|slot| slot.replace(outer));
+    (result, Published(mine.unwrap_or_default()))
+}
+
+/// The cross-node publishes queued within [`confirming`].
+#[derive(Debug)]
+#[must_use = "wait for the publishes, or there was no point confirming them"]
+pub struct Published(Vec<oneshot::Receiver<()>>);
+
+impl Published {
+    /// Waits (up to `timeout`) for every publish; whether all reached Redis.
+    /// `false` when one was dropped (queue full, Redis failed after the
+    /// retries) or the time ran out.
+    pub async fn wait(self, timeout: Duration) -> bool {
+        let all = futures_util::future::try_join_all(self.0);
+        matches!(tokio::time::timeout(timeout, all).await, Ok(Ok(_)))
+    }
 }
 
 /// State shared by the adapter and its background tasks.
@@ -152,7 +192,19 @@ impl Shared {
     }
 
     fn publish(&self, channel: String, payload: Vec<u8>) {
-        match self.outbox.try_send(Publish { channel, payload }) {
+        let confirm = CONFIRMATIONS.with(|slot| {
+            slot.borrow_mut().as_mut().map(|waiting| {
+                let (tx, rx) = oneshot::channel();
+                waiting.push(rx);
+                tx
+            })
+        });
+        let publish = Publish {
+            channel,
+            payload,
+            confirm,
+        };
+        match self.outbox.try_send(publish) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
             }
@@ -482,8 +534,58 @@ impl Source {
     }
 }
 
+/// How many times the publisher sends a batch before dropping it: once, then
+/// again on a fresh connection (the first publish after a Redis restart
+/// meets the dead connection).
+const PUBLISH_ATTEMPTS: u32 = 3;
+
+/// Pause before the second retry of a batch (the first is immediate: the
+/// failure already started the reconnection it waits for).
+const PUBLISH_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Whether a failed publish may be sent again: the connection failed, so
+/// Redis did not take it. Not after a timeout, where Redis may have
+/// published it already (a retry would deliver it twice).
+fn retry_publish(err: &redis::RedisError) -> bool {
+    !err.is_timeout()
+        && (err.is_io_error()
+            || err.is_unrecoverable_error()
+            || err.is_cluster_error()
+            || err.kind() == redis::ErrorKind::ClusterConnectionNotFound)
+}
+
+/// Sends one batch, retrying on a fresh connection (see [`PUBLISH_ATTEMPTS`]).
+async fn send_batch(
+    source: &Source,
+    cached: &mut Option<Link>,
+    pipe: &redis::Pipeline,
+) -> RedisResult<()> {
+    let mut attempt = 1;
+    loop {
+        let sent = match source.link(cached).await {
+            Ok(mut link) => link.exec(pipe).await,
+            Err(err) => Err(err),
+        };
+        match sent {
+            Err(err) if attempt < PUBLISH_ATTEMPTS && retry_publish(&err) => {
+                tracing::debug!(error = %err, attempt, "cross-node publish failed; retrying");
+                if matches!(source, Source::Cluster(_)) && err.is_unrecoverable_error() {
+                    // A new cluster connection, from the seed node.
+                    *cached = None;
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(PUBLISH_RETRY_PAUSE).await;
+                }
+                attempt += 1;
+            }
+            sent => return sent,
+        }
+    }
+}
+
 /// Sends queued publishes, in order, in pipelines of up to 256
-/// (`SPUBLISH` on a cluster: one channel, so one slot).
+/// (`SPUBLISH` on a cluster: one channel, so one slot). A batch that fails
+/// is retried ([`send_batch`]), and only then dropped and counted.
 async fn run_publisher(
     source: Source,
     mut inbox: mpsc::Receiver<Publish>,
@@ -503,12 +605,13 @@ async fn run_publisher(
                 .ignore();
         }
         let count = batch.len() as u64;
-        let sent = match source.link(&mut cached).await {
-            Ok(mut link) => link.exec(&pipe).await,
-            Err(err) => Err(err),
-        };
-        match sent {
+        match send_batch(&source, &mut cached, &pipe).await {
             Ok(()) => {
+                for message in &mut batch {
+                    if let Some(confirm) = message.confirm.take() {
+                        let _ = confirm.send(());
+                    }
+                }
                 stats.published.fetch_add(count, Ordering::Relaxed);
                 metrics::counter!("chatgate_cluster_published_total").increment(count);
                 if failures > 0 {
