@@ -138,6 +138,18 @@ pub const METRICS: &[MetricInfo] = &[
         &["code"],
         "Refused handshakes, by error code",
     ),
+    metric(
+        "chatgate_handshakes_held_total",
+        Kind::Counter,
+        &[],
+        "Handshake attempts that met an unreachable backend and were held, waiting for it",
+    ),
+    metric(
+        "chatgate_handshakes_closed_total",
+        Kind::Counter,
+        &[],
+        "Held handshakes whose transport was closed (backend still unreachable) so the client retries",
+    ),
     // Computed when scraped.
     metric(
         NODES,

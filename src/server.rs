@@ -47,14 +47,19 @@ fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option
             // Many nodes: cross-node delivery, and presence changes found by
             // sweeps of dead nodes and re-registrations get announced.
             let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+            let (lost_tx, data_lost) = tokio::sync::mpsc::unbounded_channel();
             let options = RedisOptions::new(node_id)
                 .with_node_timeout(config.node_timeout)
                 .with_rate_limit_fail_open(config.rate_limit_fail_open)
-                .with_presence_changes(changes_tx);
+                .with_presence_changes(changes_tx)
+                .with_data_lost(lost_tx);
             let backend =
                 RedisBackend::connect(settings, options).map_err(|e| invalid(e.to_string()))?;
             let options = ClusterOptions {
                 queue_capacity: config.cluster_queue_capacity,
+                sequence_key: Some(
+                    crate::backend::redis::keys::Keys::new(&settings.key_prefix).message_id(),
+                ),
                 ..ClusterOptions::default()
             };
             let adapter = ClusterAdapter::start(settings, node_id, "/", options)
@@ -65,6 +70,7 @@ fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option
                     backend,
                     adapter,
                     changes,
+                    data_lost,
                 }),
             ))
         }
@@ -79,6 +85,51 @@ struct RedisNode {
     adapter: Arc<ClusterAdapter>,
     /// Presence changes found by sweeps and re-registrations, to announce.
     changes: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::PresenceInfo>,
+    /// Reports of Redis losing its data, to restore memberships.
+    data_lost: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+/// How many times a membership restore is tried before it is given up.
+const RESTORE_ATTEMPTS: u32 = 3;
+
+/// Restores memberships whenever Redis reports it lost its data (restarted
+/// without persistence): the channels this node's live connections are
+/// subscribed to are written back, so their users can still send there.
+/// The task ends when the sender (the backend) is dropped.
+fn spawn_membership_restorer(
+    mut data_lost: tokio::sync::mpsc::UnboundedReceiver<()>,
+    namespace: chatgate_sio::Namespace,
+    chat: ChatService,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while data_lost.recv().await.is_some() {
+            for attempt in 1..=RESTORE_ATTEMPTS {
+                let memberships = crate::gateway::live_memberships(&namespace);
+                let subscriptions: usize = memberships.iter().map(|(_, c)| c.len()).sum();
+                match chat.restore_memberships(&memberships).await {
+                    Ok(restored) => {
+                        tracing::info!(
+                            users = memberships.len(),
+                            subscriptions,
+                            restored,
+                            "Redis lost its data; restored memberships from live subscriptions"
+                        );
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            code = %err.code,
+                            attempt,
+                            users = memberships.len(),
+                            "restoring memberships after Redis lost its data failed"
+                        );
+                        // Joins are idempotent: try again once Redis answers.
+                        chat.backend_recovered().await;
+                    }
+                }
+            }
+        }
+    })
 }
 
 fn quota(rate: Rate) -> RateQuota {
@@ -293,6 +344,7 @@ impl Server {
                     .set_gap_filler(delivery::gap_filler(chat.clone()));
                 let namespace = io.add_namespace_with_adapter("/", gateway, node.adapter.clone());
                 delivery::spawn_presence_announcer(node.changes, namespace.clone(), chat.clone());
+                spawn_membership_restorer(node.data_lost, namespace.clone(), chat.clone());
                 let parts = ClusterParts {
                     backend: node.backend,
                     adapter: node.adapter,

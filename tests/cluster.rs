@@ -427,6 +427,87 @@ async fn delivery_resumes_after_redis_restart() {
     expect_message(&bob, "forth").await;
 }
 
+/// The first message sent after a Redis restart (AOF, same port) crosses
+/// over: the publisher's connection died with Redis, and its first publish
+/// used to fail with a broken pipe and be dropped. Now a failed publish is
+/// sent again on a fresh connection. The same holds for the server API,
+/// which never answers 200 for a message other nodes did not get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_message_after_a_redis_restart_crosses_over() {
+    let mut redis = PersistentRedis::start().await;
+    let url = redis.url();
+    let (n1, n2) = tokio::join!(Node::start(&url, &[]), Node::start(&url, &[]));
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&n1.url(), as_user("alice")).await;
+    let bob = bridge.connect_ok(&n2.url(), as_user("bob")).await;
+    join(&alice, "general").await;
+    join(&bob, "general").await;
+    send(&alice, "general", "before").await;
+    expect_message(&bob, "before").await;
+    let api = http_post(
+        n1.addr(),
+        "/api/v1/channels/general/messages",
+        &[("Authorization", &format!("Bearer {API_KEY}"))],
+        json!({ "text": "api before" }).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(api.status, 200, "{}", api.text());
+    expect_message(&bob, "api before").await;
+
+    redis.restart().await;
+    // Both nodes listen again (each subscribes to the request channel once
+    // it re-made its subscriptions) and node 1 serves requests again.
+    let client = redis::Client::open(url.as_str()).expect("client");
+    eventually("both nodes to subscribe again", default_timeout(), || {
+        let client = client.clone();
+        async move {
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("socket.io-request#/#")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            counts.first().is_some_and(|(_, n)| *n >= 2)
+        }
+    })
+    .await;
+
+    // The first message node 1 acks since the restart reaches node 2 (a
+    // request that met the dead connection was answered
+    // SERVICE_UNAVAILABLE: nothing was sent, the client may try again).
+    let deadline = Instant::now() + default_timeout();
+    let mut n = 0;
+    let text = loop {
+        n += 1;
+        let text = format!("after {n}");
+        let reply = ack(
+            &alice,
+            "message:send",
+            json!({ "channelId": "general", "text": text }),
+        )
+        .await;
+        if reply["status"] == "ok" {
+            break text;
+        }
+        assert_eq!(reply["code"], "SERVICE_UNAVAILABLE", "{reply}");
+        assert!(Instant::now() < deadline, "node 1 never served again");
+    };
+    expect_message(&bob, &text).await;
+    // The server API never answers 200 for a message node 2 did not get.
+    let api = http_post(
+        n1.addr(),
+        "/api/v1/channels/general/messages",
+        &[("Authorization", &format!("Bearer {API_KEY}"))],
+        json!({ "text": "api after" }).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(api.status, 200, "{}", api.text());
+    expect_message(&bob, "api after").await;
+}
+
 /// Sends messages from `from` to channel `general` until one reaches `to`
 /// (within 15 s); messages refused meanwhile (Redis not back yet) are retried.
 async fn until_delivered(from: &SioClient, to: &SioClient, tag: &str) {

@@ -201,7 +201,12 @@ struct PublishBody {
     client_msg_id: Option<String>,
 }
 
-/// `POST /api/v1/channels/{channelId}/messages`: publish into a channel.
+/// How long a publish waits for the cross-node publisher (which retries a
+/// failing Redis) before answering `SERVICE_UNAVAILABLE`.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `POST /api/v1/channels/{channelId}/messages`: publish into a channel:
+/// 200 only once the message went out to the other nodes too.
 async fn publish(
     State(context): State<Context>,
     channel: Result<Path<String>, PathRejection>,
@@ -219,11 +224,23 @@ async fn publish(
         })
         .await?;
     // Nobody got an ack: the sender's own connections get it too.
-    if !sent.published
-        && let Err(err) = delivery::deliver_message(&context.namespace, &sent.message, None)
-    {
-        tracing::error!(%err, "emit failed");
-        return Err(crate::error::GatewayError::internal().into());
+    // Published by Redis already (in id order), or delivered here and
+    // queued for the other nodes: never 200 for a message they did not get.
+    if !sent.published {
+        let (emitted, published) = crate::cluster::confirming(|| {
+            delivery::deliver_message(&context.namespace, &sent.message, None)
+        });
+        if let Err(err) = emitted {
+            tracing::error!(%err, "emit failed");
+            return Err(crate::error::GatewayError::internal().into());
+        }
+        if !published.wait(PUBLISH_TIMEOUT).await {
+            tracing::warn!(
+                channel_id = sent.message.channel_id,
+                "message not published to other nodes; answering SERVICE_UNAVAILABLE"
+            );
+            return Err(crate::error::GatewayError::service_unavailable().into());
+        }
     }
     let message = sent.message;
     metrics::counter!(crate::metrics::API_MESSAGES_PUBLISHED).increment(1);

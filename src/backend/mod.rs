@@ -424,10 +424,16 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// Whether the backends can serve now, for `/readyz`.
+#[async_trait]
 pub trait BackendHealth: Send + Sync + 'static {
     /// True while the backends are reachable. Cheap: reads a flag that a
     /// background check keeps current.
     fn is_ready(&self) -> bool;
+
+    /// After a request failed with [`BackendError::Unavailable`]: returns
+    /// once a check made from now on finds the backends reachable (at once
+    /// for backends that are never unreachable). Callers bound the wait.
+    async fn recovered(&self) {}
 
     /// How many chatgate nodes share these backends and are alive (this
     /// one included), from their heartbeats. Cheap: no round trip.

@@ -15,9 +15,12 @@
 //! locally at once; broadcasts, room joins/leaves and disconnects are also
 //! encoded (see `wire.rs`) and handed to a background publisher through a
 //! bounded queue: the engine's synchronous adapter methods never wait on
-//! Redis. A full queue drops the publish, counts it
+//! Redis. A batch Redis fails to take is sent again on a fresh connection
+//! (the first publish after a Redis restart meets the dead one); a full
+//! queue, or a batch that fails again, drops the publish, counts it
 //! ([`ClusterStats::dropped`], metric `chatgate_cluster_publish_dropped_total`)
-//! and logs it.
+//! and logs it. A caller that must know whether its publishes went out
+//! (the server API) queues them within [`confirming`].
 //!
 //! A subscriber connection (RESP3, pushes) listens on the broadcast pattern
 //! and the request channel and applies what other nodes (and emitters) send
@@ -36,6 +39,7 @@
 
 mod wire;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -64,6 +68,11 @@ pub struct ClusterOptions {
     /// How often the subscriber checks its connection (and re-subscribes
     /// after a loss).
     pub watchdog_interval: Duration,
+    /// The key of the last message id handed out, when Redis publishes the
+    /// ordered messages: after (re)subscribing, and at every check, the
+    /// subscriber publishes it as a sequence probe, so a missed tail of the
+    /// ordered messages shows (and is filled from history).
+    pub sequence_key: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -72,6 +81,7 @@ impl Default for ClusterOptions {
             channel_prefix: "socket.io".to_owned(),
             queue_capacity: 65_536,
             watchdog_interval: Duration::from_secs(1),
+            sequence_key: None,
         }
     }
 }
@@ -101,8 +111,45 @@ pub struct ClusterStats {
 struct Publish {
     channel: String,
     payload: Vec<u8>,
-    /// Told whether the message was published, when someone waits for it.
+    /// Told whether the message was published, when someone waits for it
+    /// (a confirmed join).
     done: Option<oneshot::Sender<bool>>,
+    /// Told `()` once the message is published; dropped unsent when it was
+    /// dropped (see [`confirming`]).
+    confirm: Option<oneshot::Sender<()>>,
+}
+
+thread_local! {
+    /// While [`confirming`] runs its closure on this thread: the
+    /// confirmations of the publishes the closure queued.
+    static CONFIRMATIONS: RefCell<Option<Vec<oneshot::Receiver<()>>>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `queue` (an emit, a room operation) and returns, next to its result,
+/// the outcome of the cross-node publishes it queued: for a caller that must
+/// not report success for a message other nodes never got (the server API).
+/// Without the cross-node adapter there is nothing to wait for.
+pub fn confirming<R>(queue: impl FnOnce() -> R) -> (R, Published) {
+    let outer = CONFIRMATIONS.with(|slot| slot.replace(Some(Vec::new())));
+    let result = queue();
+    let mine = CONFIRMATIONS.with(|slot| slot.replace(outer));
+    (result, Published(mine.unwrap_or_default()))
+}
+
+/// The cross-node publishes queued within [`confirming`].
+#[derive(Debug)]
+#[must_use = "wait for the publishes, or there was no point confirming them"]
+pub struct Published(Vec<oneshot::Receiver<()>>);
+
+impl Published {
+    /// Waits (up to `timeout`) for every publish; whether all reached Redis.
+    /// `false` when one was dropped (queue full, Redis failed after the
+    /// retries) or the time ran out.
+    pub async fn wait(self, timeout: Duration) -> bool {
+        let all = futures_util::future::try_join_all(self.0);
+        matches!(tokio::time::timeout(timeout, all).await, Ok(Ok(_)))
+    }
 }
 
 /// Finds the ordered messages that a node missed: for the given rooms, those
@@ -114,8 +161,12 @@ pub type GapFiller = dyn Fn(u64, u64, Vec<Room>) -> BoxFuture<'static, Vec<(Broa
 
 /// State shared by the adapter and its background tasks.
 struct Shared {
-    /// The id of the last ordered message delivered (0: none yet).
+    /// The id of the last ordered message delivered, or announced by a
+    /// sequence probe.
     last_seq: AtomicU64,
+    /// `last_seq` holds a real position (a probe or an ordered message came
+    /// since this node started); before, nothing is owed to anyone here.
+    sequence_known: AtomicBool,
     /// Fills a gap in the ordered messages, once set.
     gap_filler: std::sync::OnceLock<Arc<GapFiller>>,
     /// The local part.
@@ -172,10 +223,18 @@ impl Shared {
     }
 
     fn publish(&self, channel: String, payload: Vec<u8>, done: Option<oneshot::Sender<bool>>) {
+        let confirm = CONFIRMATIONS.with(|slot| {
+            slot.borrow_mut().as_mut().map(|waiting| {
+                let (tx, rx) = oneshot::channel();
+                waiting.push(rx);
+                tx
+            })
+        });
         let publish = Publish {
             channel,
             payload,
             done,
+            confirm,
         };
         match self.outbox.try_send(publish) {
             Ok(()) => {
@@ -209,10 +268,13 @@ impl Shared {
                 }
                 self.local.broadcast(&incoming.packet, &incoming.opts);
             }
-            None => {
-                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("ignored a broadcast message that is not for this namespace");
-            }
+            None => match wire::decode_probe(payload) {
+                Some(last) => self.on_probe(last).await,
+                None => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("ignored a broadcast message that is not for this namespace");
+                }
+            },
         }
     }
 
@@ -222,13 +284,14 @@ impl Shared {
     /// the local sockets get them before this one. False when `seq` was
     /// delivered already (by such a fill).
     async fn in_sequence(&self, prev: u64, seq: u64) -> bool {
+        let known = self.sequence_known.swap(true, Ordering::SeqCst);
         let last = self.last_seq.load(Ordering::SeqCst);
-        if last != 0 && seq <= last {
+        if known && seq <= last {
             return false;
         }
         // `prev < last`: Redis lost its counter (a restart without
         // persistence); nothing after `last` was published before it.
-        if last != 0 && prev > last {
+        if known && prev > last {
             metrics::counter!("chatgate_cluster_gaps_total").increment(1);
             tracing::warn!(
                 after = last,
@@ -244,6 +307,33 @@ impl Shared {
         }
         self.last_seq.store(seq, Ordering::SeqCst);
         true
+    }
+
+    /// A sequence probe: the last ordered message published before it has
+    /// id `last`. Anything above what was delivered is filled from history.
+    async fn on_probe(&self, last: u64) {
+        let delivered = self.last_seq.load(Ordering::SeqCst);
+        if !self.sequence_known.swap(true, Ordering::SeqCst) {
+            // A fresh subscriber: what came before it is not owed to anyone here.
+            self.last_seq.store(last, Ordering::SeqCst);
+            return;
+        }
+        if last <= delivered {
+            return;
+        }
+        metrics::counter!("chatgate_cluster_gaps_total").increment(1);
+        tracing::warn!(
+            after = delivered,
+            upto = last,
+            "ordered messages missed: filling from history"
+        );
+        if let Some(filler) = self.gap_filler.get() {
+            let rooms = self.local.rooms();
+            for (packet, opts) in filler(delivered, last.saturating_add(1), rooms).await {
+                self.local.broadcast(&packet, &opts);
+            }
+        }
+        self.last_seq.store(last, Ordering::SeqCst);
     }
 
     /// Applies a message from the request channel.
@@ -350,6 +440,7 @@ impl ClusterAdapter {
         let stats = Arc::new(ClusterStats::default());
         let shared = Arc::new(Shared {
             last_seq: AtomicU64::new(0),
+            sequence_known: AtomicBool::new(false),
             gap_filler: std::sync::OnceLock::new(),
             local: LocalAdapter::new(),
             uid: uid.to_owned(),
@@ -430,6 +521,7 @@ impl ClusterAdapter {
             lost,
             wake,
             options.watchdog_interval,
+            options.sequence_key.filter(|_| !settings.cluster),
         ));
         tracing::info!(
             uid,
@@ -516,6 +608,24 @@ impl Link {
         }
     }
 
+    /// `GET key`.
+    async fn get(&mut self, key: &str) -> RedisResult<Option<String>> {
+        let get = redis::cmd("GET").arg(key).clone();
+        match self {
+            Link::Single(c) => get.query_async(c).await,
+            Link::Cluster(c) => get.query_async(c).await,
+        }
+    }
+
+    /// `PUBLISH channel payload` (classic pub/sub).
+    async fn publish(&mut self, channel: &str, payload: Vec<u8>) -> RedisResult<()> {
+        let publish = redis::cmd("PUBLISH").arg(channel).arg(payload).clone();
+        match self {
+            Link::Single(c) => publish.query_async::<Value>(c).await.map(drop),
+            Link::Cluster(c) => publish.query_async::<Value>(c).await.map(drop),
+        }
+    }
+
     async fn ping(&mut self) -> RedisResult<()> {
         let ping = redis::cmd("PING");
         match self {
@@ -578,8 +688,58 @@ impl Source {
     }
 }
 
+/// How many times the publisher sends a batch before dropping it: once, then
+/// again on a fresh connection (the first publish after a Redis restart
+/// meets the dead connection).
+const PUBLISH_ATTEMPTS: u32 = 3;
+
+/// Pause before the second retry of a batch (the first is immediate: the
+/// failure already started the reconnection it waits for).
+const PUBLISH_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Whether a failed publish may be sent again: the connection failed, so
+/// Redis did not take it. Not after a timeout, where Redis may have
+/// published it already (a retry would deliver it twice).
+fn retry_publish(err: &redis::RedisError) -> bool {
+    !err.is_timeout()
+        && (err.is_io_error()
+            || err.is_unrecoverable_error()
+            || err.is_cluster_error()
+            || err.kind() == redis::ErrorKind::ClusterConnectionNotFound)
+}
+
+/// Sends one batch, retrying on a fresh connection (see [`PUBLISH_ATTEMPTS`]).
+async fn send_batch(
+    source: &Source,
+    cached: &mut Option<Link>,
+    pipe: &redis::Pipeline,
+) -> RedisResult<()> {
+    let mut attempt = 1;
+    loop {
+        let sent = match source.link(cached).await {
+            Ok(mut link) => link.exec(pipe).await,
+            Err(err) => Err(err),
+        };
+        match sent {
+            Err(err) if attempt < PUBLISH_ATTEMPTS && retry_publish(&err) => {
+                tracing::debug!(error = %err, attempt, "cross-node publish failed; retrying");
+                if matches!(source, Source::Cluster(_)) && err.is_unrecoverable_error() {
+                    // A new cluster connection, from the seed node.
+                    *cached = None;
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(PUBLISH_RETRY_PAUSE).await;
+                }
+                attempt += 1;
+            }
+            sent => return sent,
+        }
+    }
+}
+
 /// Sends queued publishes, in order, in pipelines of up to 256
-/// (`SPUBLISH` on a cluster: one channel, so one slot).
+/// (`SPUBLISH` on a cluster: one channel, so one slot). A batch that fails
+/// is retried ([`send_batch`]), and only then dropped and counted.
 async fn run_publisher(
     source: Source,
     mut inbox: mpsc::Receiver<Publish>,
@@ -599,13 +759,15 @@ async fn run_publisher(
                 .ignore();
         }
         let count = batch.len() as u64;
-        let sent = match source.link(&mut cached).await {
-            Ok(mut link) => link.exec(&pipe).await,
-            Err(err) => Err(err),
-        };
+        let sent = send_batch(&source, &mut cached, &pipe).await;
         let published = sent.is_ok();
         match sent {
             Ok(()) => {
+                for message in &mut batch {
+                    if let Some(confirm) = message.confirm.take() {
+                        let _ = confirm.send(());
+                    }
+                }
                 stats.published.fetch_add(count, Ordering::Relaxed);
                 metrics::counter!("chatgate_cluster_published_total").increment(count);
                 if failures > 0 {
@@ -659,6 +821,7 @@ async fn run_watchdog(
     lost: Arc<AtomicBool>,
     wake: Arc<Notify>,
     interval: Duration,
+    sequence_key: Option<String>,
 ) {
     let mut cached = None;
     let mut failures: u32 = 0;
@@ -673,6 +836,10 @@ async fn run_watchdog(
         if lost.load(Ordering::SeqCst) {
             let subscribed = match link {
                 Ok(mut link) => link.subscribe(&channels).await,
+                Err(err) => Err(err),
+            };
+            let subscribed = match subscribed {
+                Ok(()) => probe(&source, &mut cached, &channels, sequence_key.as_deref()).await,
                 Err(err) => Err(err),
             };
             match subscribed {
@@ -696,6 +863,10 @@ async fn run_watchdog(
                 Ok(mut link) => link.ping().await,
                 Err(err) => Err(err),
             };
+            let pinged = match pinged {
+                Ok(()) => probe(&source, &mut cached, &channels, sequence_key.as_deref()).await,
+                Err(err) => Err(err),
+            };
             if let Err(err) = pinged {
                 tracing::warn!(error = %err, "cross-node subscriber lost Redis; will re-subscribe");
                 lost.store(true, Ordering::SeqCst);
@@ -706,6 +877,27 @@ async fn run_watchdog(
             () = wake.notified() => {}
         }
     }
+}
+
+/// Publishes a sequence probe (see [`ClusterOptions::sequence_key`]): the
+/// last message id handed out, read now, so it follows every message with
+/// that id or lower on the pub/sub.
+async fn probe(
+    source: &Source,
+    cached: &mut Option<Link>,
+    channels: &wire::Channels,
+    sequence_key: Option<&str>,
+) -> RedisResult<()> {
+    let Some(key) = sequence_key else {
+        return Ok(());
+    };
+    let mut link = source.link(cached).await?;
+    let last: Option<String> = link.get(key).await?;
+    let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+    if let Some(payload) = wire::encode_probe(last) {
+        link.publish(&channels.broadcast, payload).await?;
+    }
+    Ok(())
 }
 
 impl Adapter for ClusterAdapter {

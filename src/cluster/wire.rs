@@ -185,6 +185,46 @@ pub(crate) fn ordered_event_parts(
     Some((channel, [head, fields, tail, seq, Vec::new()]))
 }
 
+/// The namespace of sequence probes: no application's (Node servers ignore
+/// broadcasts of other namespaces), so only chatgate nodes read them.
+const PROBE_NSP: &str = "/\u{0}chatgate-sequence";
+
+/// A sequence probe: "the last ordered message has id `last`", published
+/// after everything that came before it, so that a node which missed the
+/// tail of the ordered messages (no later message to show the gap) notices.
+pub(crate) fn encode_probe(last: u64) -> Option<Vec<u8>> {
+    let message = Mp::Array(vec![
+        Mp::from(ORDERED_UID),
+        Mp::Map(vec![
+            (key("type"), Mp::from(2_u64)),
+            (key("data"), Mp::Array(Vec::new())),
+            (key("nsp"), Mp::from(PROBE_NSP)),
+        ]),
+        Mp::Map(vec![
+            (key("rooms"), Mp::Array(Vec::new())),
+            (key("except"), Mp::Array(Vec::new())),
+            (key("flags"), Mp::Map(Vec::new())),
+            (key("prev"), Mp::from(last)),
+            (key("seq"), Mp::from(last)),
+        ]),
+    ]);
+    encode(&message)
+}
+
+/// The id a sequence probe announces; `None` for anything else.
+pub(crate) fn decode_probe(payload: &[u8]) -> Option<u64> {
+    let Mp::Array(parts) = decode(payload)? else {
+        return None;
+    };
+    let [uid, packet, opts] = parts.as_slice() else {
+        return None;
+    };
+    if uid.as_str() != Some(ORDERED_UID) || get(packet, "nsp")?.as_str() != Some(PROBE_NSP) {
+        return None;
+    }
+    get(opts, "seq")?.as_u64()
+}
+
 /// Encodes a local broadcast for other nodes; `None` if the packet text
 /// cannot be parsed (never the case for packets the engine encoded).
 pub(crate) fn encode_broadcast(
@@ -653,6 +693,13 @@ pub(crate) fn decode_sharded(payload: &[u8], nsp: &str) -> Option<(String, Shard
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn probes_round_trip_and_stay_out_of_every_namespace() {
+        let payload = super::encode_probe(1_796_000_000_000_000).expect("encodes");
+        assert_eq!(super::decode_probe(&payload), Some(1_796_000_000_000_000));
+        assert!(super::decode_broadcast(&payload, "/").is_none());
+    }
+
     use super::*;
 
     fn opts(rooms: &[&str], except: &[&str]) -> BroadcastOptions {

@@ -9,6 +9,8 @@
 
 use super::{ChatService, Joined, Sent, backend_failure, validate};
 use crate::auth::{Identity, user_id_problem};
+use crate::backend::JoinOutcome;
+use crate::clock::now_ms;
 use crate::error::{GatewayError, GatewayResult};
 use crate::protocol::{JoinRequest, LeaveRequest, PresenceInfo, SendMessageRequest};
 
@@ -49,6 +51,39 @@ impl ChatService {
     /// Live chatgate nodes sharing this node's backends (1 on memory).
     pub fn live_nodes(&self) -> usize {
         self.backends.health.live_nodes()
+    }
+
+    /// Writes back memberships the backend lost (Redis restarted without
+    /// persistence) from what this node's live connections are subscribed
+    /// to: `(user id, channel ids)` pairs. The channel cap does not apply
+    /// (they were admitted). Returns how many memberships were missing and
+    /// are back; a failure stops the restore (the next loss report retries).
+    pub async fn restore_memberships(
+        &self,
+        memberships: &[(String, Vec<String>)],
+    ) -> GatewayResult<usize> {
+        let mut restored = 0;
+        for (user_id, channels) in memberships {
+            for channel_id in channels {
+                let outcome = self
+                    .backends
+                    .channels
+                    .join(user_id, channel_id, usize::MAX, now_ms())
+                    .await
+                    .map_err(backend_failure)?;
+                if outcome == JoinOutcome::Joined {
+                    restored += 1;
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// After a `SERVICE_UNAVAILABLE`: returns once the backends answer
+    /// again (see [`crate::backend::BackendHealth::recovered`]); unbounded,
+    /// callers bound it.
+    pub async fn backend_recovered(&self) {
+        self.backends.health.recovered().await;
     }
 
     /// Publishes a message as `publish.sender` (or the system): same

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use chatgate_sio::{
-    BoxFuture, ConnectError, DisconnectReason, Event, Namespace, NamespaceHandler, Socket,
+    BoxFuture, BroadcastOptions, ConnectError, DisconnectReason, Event, Namespace,
+    NamespaceHandler, Socket,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use crate::auth::{Authenticator, Identity};
 use crate::delivery::{self, emit_logged, user_room};
 use crate::domain::ChatService;
-use crate::error::{GatewayError, GatewayResult};
+use crate::error::{ErrorCode, GatewayError, GatewayResult};
 use crate::protocol::{
     HistoryRequest, JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest,
     TypingRequest, UsersOnlineRequest, events, offset_of, parse_offset, parse_request,
@@ -23,6 +24,43 @@ use crate::protocol::{
 /// What a client event answers: the fields of the success ack (`None`: a
 /// bare `{ "status": "ok" }`), or the error.
 type Answer = GatewayResult<Option<Value>>;
+
+/// How long a CONNECT that met a temporary backend failure (Redis
+/// unreachable) is held, waiting for the backend, before its transport is
+/// closed: socket.io-client stops reconnecting after a `connect_error`, but
+/// reconnects (with its backoff) after a closed transport.
+const CONNECT_HOLD: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Metric: CONNECTs held because the backend was unavailable (counted per
+/// failed attempt).
+const HANDSHAKES_HELD_METRIC: &str = "chatgate_handshakes_held_total";
+
+/// What this node's confirmed sockets are subscribed to, by user: `(user
+/// id, channel ids)` (each channel once per user). After Redis lost its
+/// data, this is what the memberships were.
+pub fn live_memberships(namespace: &chatgate_sio::Namespace) -> Vec<(String, Vec<String>)> {
+    let mut by_user: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for socket in namespace
+        .adapter()
+        .local_sockets(&BroadcastOptions::default())
+    {
+        let Some(session) = socket.data::<Session>() else {
+            continue; // not confirmed: subscribed to nothing yet
+        };
+        let channels = by_user.entry(session.identity.user_id.clone()).or_default();
+        for room in socket.rooms() {
+            if *room != *socket.id() && !delivery::is_user_room(&room) {
+                channels.insert(room.to_string());
+            }
+        }
+    }
+    by_user
+        .into_iter()
+        .filter(|(_, channels)| !channels.is_empty())
+        .map(|(user, channels)| (user, channels.into_iter().collect()))
+        .collect()
+}
 
 /// What a confirmed socket carries: who it is, and its recoverable session.
 #[derive(Debug)]
@@ -329,15 +367,40 @@ impl NamespaceHandler for Gateway {
         auth: &'a Value,
     ) -> BoxFuture<'a, Result<(), ConnectError>> {
         Box::pin(async move {
-            self.connect(socket, auth).await.map_err(|err| {
-                tracing::info!(code = %err.code, sid = socket.id(), "handshake refused");
-                metrics::counter!("chatgate_handshakes_refused_total", "code" => err.code.as_str())
-                    .increment(1);
-                ConnectError {
-                    message: err.code.as_str().to_owned(),
-                    data: Some(json!({ "code": err.code.as_str(), "message": err.message })),
+            let held_until = tokio::time::Instant::now() + CONNECT_HOLD;
+            loop {
+                let err = match self.connect(socket, auth).await {
+                    Ok(()) => return Ok(()),
+                    Err(err) if err.code == ErrorCode::ServiceUnavailable => err,
+                    Err(err) => {
+                        tracing::info!(code = %err.code, sid = socket.id(), "handshake refused");
+                        metrics::counter!("chatgate_handshakes_refused_total", "code" => err.code.as_str())
+                            .increment(1);
+                        return Err(ConnectError {
+                            message: err.code.as_str().to_owned(),
+                            data: Some(
+                                json!({ "code": err.code.as_str(), "message": err.message }),
+                            ),
+                        });
+                    }
+                };
+                // Temporary: hold the CONNECT until the backend answers again.
+                tracing::debug!(code = %err.code, sid = socket.id(), "handshake held: backend unavailable");
+                metrics::counter!(HANDSHAKES_HELD_METRIC).increment(1);
+                let recovered =
+                    tokio::time::timeout_at(held_until, self.chat.backend_recovered()).await;
+                if recovered.is_err() {
+                    tracing::info!(
+                        sid = socket.id(),
+                        "backend still unavailable: closing the transport so the client retries"
+                    );
+                    metrics::counter!("chatgate_handshakes_closed_total").increment(1);
+                    socket.close_transport();
+                    // The engine sees its connection closing: no CONNECT
+                    // reply, no connect_error.
+                    return Ok(());
                 }
-            })
+            }
         })
     }
 

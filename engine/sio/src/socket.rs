@@ -255,6 +255,13 @@ impl Socket {
         });
     }
 
+    /// Closes this socket's engine connection without a Socket.IO
+    /// DISCONNECT: the client sees its transport close and reconnects (after
+    /// a DISCONNECT it would not). For a CONNECT that cannot be answered now.
+    pub fn close_transport(&self) {
+        self.0.conn.close();
+    }
+
     /// Disconnects every socket of this socket's engine connection, then
     /// closes the connection.
     pub(crate) fn disconnect_and_close(&self) {

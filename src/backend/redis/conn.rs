@@ -274,36 +274,124 @@ impl Connector {
 }
 
 /// Maps a Redis client error: trouble reaching or using Redis (network,
-/// timeouts, restarts, failovers, authentication) is `Unavailable`, anything
-/// else (a wrong reply, a script error) is `Internal`. The text never holds
-/// the URL.
+/// timeouts, restarts, failovers, cluster redirections, authentication) is
+/// `Unavailable`, anything else (a wrong reply, a script error) is
+/// `Internal`. The text never holds the URL.
 pub(super) fn backend_error(err: RedisError) -> BackendError {
-    let unreachable = err.is_io_error()
+    let temporary = err.is_io_error()
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_unrecoverable_error()
         || matches!(
             err.kind(),
-            ErrorKind::AuthenticationFailed
-                | ErrorKind::ClusterConnectionNotFound
-                | ErrorKind::Server(
-                    ServerErrorKind::BusyLoading
-                        | ServerErrorKind::TryAgain
-                        | ServerErrorKind::ClusterDown
-                        | ServerErrorKind::MasterDown
-                        | ServerErrorKind::ReadOnly
-                )
+            ErrorKind::AuthenticationFailed | ErrorKind::ClusterConnectionNotFound
         )
-        || matches!(err.code(), Some("NOAUTH" | "WRONGPASS" | "LOADING"));
-    if unreachable {
+        || matches!(err.code(), Some("NOAUTH" | "WRONGPASS" | "LOADING"))
+        // A pipeline's errors: the first one gives `kind()`, any may be a
+        // redirection.
+        || err
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| error.kind().is_some_and(temporary_server_error)));
+    if temporary {
         BackendError::Unavailable(format!("redis: {err}"))
     } else {
         BackendError::Internal(format!("redis: {err}"))
     }
 }
 
+/// Whether a server error reply says "not now" rather than "never": a
+/// cluster redirection the client did not follow in its retries (`MOVED`,
+/// `ASK`), a cluster in a failover (`TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`,
+/// `READONLY` from a demoted master), or a server still loading its data.
+/// These are the kinds redis-rs itself retries (`RetryMethod` other than
+/// `NoRetry`).
+fn temporary_server_error(kind: ServerErrorKind) -> bool {
+    matches!(
+        kind,
+        ServerErrorKind::Moved
+            | ServerErrorKind::Ask
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ReadOnly
+            | ServerErrorKind::BusyLoading
+    )
+}
+
 /// A reply of unexpected shape.
 pub(super) fn unexpected(what: &str, value: &impl std::fmt::Debug) -> BackendError {
     BackendError::Internal(format!("redis: unexpected reply to {what}: {value:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, RedisError, Value};
+
+    use super::*;
+
+    /// A server error reply as redis-rs parses it off the wire.
+    fn reply(line: &str) -> RedisError {
+        let mut parser = redis::Parser::new();
+        match parser.parse_value(format!("-{line}\r\n").as_bytes()) {
+            Ok(Value::ServerError(error)) => error.into(),
+            other => panic!("not a server error: {other:?}"),
+        }
+    }
+
+    fn unavailable(err: RedisError) -> bool {
+        matches!(backend_error(err), BackendError::Unavailable(_))
+    }
+
+    /// Redirections and failover replies of a Redis Cluster are temporary:
+    /// `SERVICE_UNAVAILABLE`, never `INTERNAL_ERROR`.
+    #[test]
+    fn cluster_redirections_and_failovers_are_unavailable() {
+        for line in [
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "MASTERDOWN Link with MASTER is down",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "NOAUTH Authentication required.",
+        ] {
+            assert!(unavailable(reply(line)), "{line}");
+        }
+    }
+
+    #[test]
+    fn io_failures_are_unavailable() {
+        for kind in [
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::TimedOut,
+        ] {
+            assert!(unavailable(std::io::Error::from(kind).into()), "{kind:?}");
+        }
+        assert!(unavailable(RedisError::from((
+            ErrorKind::ClusterConnectionNotFound,
+            "no connection"
+        ))));
+    }
+
+    /// Mistakes stay `INTERNAL_ERROR`: retrying would not help.
+    #[test]
+    fn mistakes_are_internal() {
+        for line in [
+            "ERR wrong number of arguments for 'get' command",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+            "NOSCRIPT No matching script.",
+        ] {
+            assert!(!unavailable(reply(line)), "{line}");
+        }
+        assert!(!unavailable(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "not an integer"
+        ))));
+    }
 }

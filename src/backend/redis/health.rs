@@ -1,6 +1,8 @@
 //! The health task: checks Redis every `health_interval` (sooner when a
-//! request saw it fail; backing off while it is down), keeps `/readyz` honest, and re-registers this node's
-//! live connections when Redis comes back.
+//! request saw it fail; every 100-500 ms while it is down, so a Redis that
+//! answers again serves requests within about a second), keeps `/readyz`
+//! honest, and re-registers this node's live connections when Redis comes
+//! back.
 //!
 //! Each check writes the node's heartbeat key with `SET .. PX .. GET`. The
 //! previous value tells whether Redis kept its data: when the key is gone (a
@@ -25,13 +27,37 @@ use crate::clock::now_ms;
 /// How many re-registrations run at once.
 const REPLAY_BATCH: usize = 64;
 
-/// Longest pause between two checks while Redis is down.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// First pause between two checks once Redis is found down.
+const DOWN_PAUSE_MIN: Duration = Duration::from_millis(100);
 
-/// Runs until the backend is dropped. While Redis is down, the pause between
-/// checks doubles (from `health_interval` up to 5 s).
+/// Longest pause between two checks while Redis is down: a Redis that
+/// answers again is noticed within about this long (plus one check).
+const DOWN_PAUSE_MAX: Duration = Duration::from_millis(500);
+
+/// A failed heartbeat quicker than this reported an earlier connection
+/// attempt rather than trying now (see [`check`]).
+const STALE_FAILURE: Duration = Duration::from_millis(50);
+
+/// How often a request that saw Redis fail may bring a check forward.
+const EARLY_CHECK_GAP: Duration = Duration::from_millis(100);
+
+/// The pause after the `down_checks`-th failed check in a row (counting
+/// from 0): doubles from 100 ms up to 500 ms, never beyond `interval`.
+fn down_pause(interval: Duration, down_checks: u32) -> Duration {
+    DOWN_PAUSE_MIN
+        .saturating_mul(1 << down_checks.min(8))
+        .min(DOWN_PAUSE_MAX)
+        .min(interval)
+}
+
+/// Runs until the backend is dropped. While Redis is up it is checked every
+/// `health_interval`; while it is down, the pause between checks backs off
+/// from 100 ms to at most 500 ms (see [`down_pause`]). Only the timed checks
+/// count towards the backoff: a request that sees Redis fail may bring a
+/// check forward (at most one per 100 ms), never push the next one back.
 pub(super) async fn run(inner: Weak<Inner>) {
-    let mut failures: u32 = 0;
+    let mut down_checks: u32 = 0;
+    let mut woken = false;
     loop {
         let (pause, wake) = {
             let Some(inner) = inner.upgrade() else {
@@ -40,30 +66,40 @@ pub(super) async fn run(inner: Weak<Inner>) {
             check(&inner).await;
             let interval = inner.options.health_interval;
             let pause = if inner.state.load(Ordering::SeqCst) == STATE_DOWN {
-                failures = failures.saturating_add(1);
-                interval
-                    .saturating_mul(1 << failures.min(16).saturating_sub(1))
-                    .min(MAX_BACKOFF.max(interval))
+                let pause = down_pause(interval, down_checks);
+                if !woken {
+                    down_checks = down_checks.saturating_add(1);
+                }
+                pause
             } else {
-                failures = 0;
+                down_checks = 0;
                 interval
             };
             (pause, inner.wake.clone())
         };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
+        woken = tokio::select! {
+            () = tokio::time::sleep(pause) => false,
             () = wake.notified() => {
-                // Do not hammer a failing Redis: at most one early check per 100 ms.
-                tokio::time::sleep(pause.min(Duration::from_millis(100))).await;
+                // Do not hammer a failing Redis.
+                tokio::time::sleep(pause.min(EARLY_CHECK_GAP)).await;
+                true
             }
-        }
+        };
     }
 }
 
 /// One health check, and the replay when needed.
 async fn check(inner: &Inner) {
     let before = inner.state.load(Ordering::SeqCst);
-    match heartbeat(inner).await {
+    let started = tokio::time::Instant::now();
+    let mut beat = heartbeat(inner).await;
+    if beat.is_err() && started.elapsed() < STALE_FAILURE {
+        // A failure this quick is the connection's last reconnection attempt,
+        // made before this check; the failure started a new one: wait for it,
+        // so that a Redis answering again is noticed by this check.
+        beat = heartbeat(inner).await;
+    }
+    match beat {
         Ok(kept) if kept && before == STATE_UP => {
             if let Err(err) = sweep(inner).await {
                 tracing::debug!(%err, "sweeping dead nodes failed; will retry");
@@ -80,6 +116,13 @@ async fn check(inner: &Inner) {
                     );
                 }
                 inner.state.store(STATE_UP, Ordering::SeqCst);
+                if !kept
+                    && count > 0
+                    && let Some(sink) = &inner.options.data_lost
+                {
+                    // Memberships went with it: the node restores them.
+                    let _ = sink.send(());
+                }
             }
             Err(err) => {
                 tracing::warn!(%err, "re-registering presence in Redis failed; will retry");
@@ -92,6 +135,9 @@ async fn check(inner: &Inner) {
             }
             inner.state.store(STATE_DOWN, Ordering::SeqCst);
         }
+    }
+    if inner.state.load(Ordering::SeqCst) == STATE_UP {
+        inner.answered.notify_waiters();
     }
 }
 

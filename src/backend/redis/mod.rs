@@ -70,6 +70,12 @@ pub struct RedisOptions {
     /// connections (it had been swept while alive, or Redis lost its data).
     /// `None`: not reported.
     pub presence_changes: Option<tokio::sync::mpsc::UnboundedSender<PresenceInfo>>,
+    /// Told `()` whenever a health check finds that Redis lost this node's
+    /// data (a restart without persistence, a flush) while it holds live
+    /// connections, after their presence was re-registered: what only the
+    /// node knows (the channels its connections are subscribed to) should be
+    /// written back. `None`: not reported.
+    pub data_lost: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -83,6 +89,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("response_timeout", &self.response_timeout)
             .field("rate_limit_fail_open", &self.rate_limit_fail_open)
             .field("presence_changes", &self.presence_changes.is_some())
+            .field("data_lost", &self.data_lost.is_some())
             .finish()
     }
 }
@@ -99,7 +106,15 @@ impl RedisOptions {
             response_timeout: Duration::from_secs(2),
             rate_limit_fail_open: false,
             presence_changes: None,
+            data_lost: None,
         }
+    }
+
+    /// Reports to `sink` when Redis lost this node's data (see
+    /// [`RedisOptions::data_lost`]).
+    pub fn with_data_lost(mut self, sink: tokio::sync::mpsc::UnboundedSender<()>) -> Self {
+        self.data_lost = Some(sink);
+        self
     }
 
     /// Trusts the CA certificates in `pem` for TLS.
@@ -224,6 +239,9 @@ struct Inner {
     state: AtomicU8,
     /// Wakes the health task early (a request saw Redis fail).
     wake: Arc<tokio::sync::Notify>,
+    /// Woken (all waiters) after every health check that found Redis
+    /// answering (and re-registered what it had to).
+    answered: tokio::sync::Notify,
     /// What this node registered, for re-registration.
     live: parking_lot::Mutex<LiveRegistry>,
     /// Nodes alive as of the last heartbeat (from `P:nodes`, never from
@@ -303,6 +321,7 @@ impl RedisBackend {
             connector,
             state: AtomicU8::new(STATE_UNKNOWN),
             wake: Arc::new(tokio::sync::Notify::new()),
+            answered: tokio::sync::Notify::new(),
             live: parking_lot::Mutex::new(LiveRegistry::default()),
             live_nodes: std::sync::atomic::AtomicUsize::new(1),
             drain_until: parking_lot::Mutex::new(None),
@@ -373,9 +392,17 @@ impl RedisBackend {
     }
 }
 
+#[async_trait::async_trait]
 impl BackendHealth for RedisBackend {
     fn is_ready(&self) -> bool {
         RedisBackend::is_ready(self)
+    }
+
+    /// Waits for the next health check that finds Redis answering: within
+    /// `health_interval` while Redis is up, within about a second of Redis
+    /// answering again while it is down.
+    async fn recovered(&self) {
+        self.inner.answered.notified().await;
     }
 
     fn live_nodes(&self) -> usize {
