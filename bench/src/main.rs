@@ -65,6 +65,15 @@ enum Scenario {
     Chaos,
 }
 
+/// `chaos`: what a client does after a session that was not recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fallback {
+    /// Re-join every channel with `since` and take `missed`.
+    Since,
+    /// Nothing: connection state recovery alone.
+    None,
+}
+
 /// Load generator and benchmark harness for chatgate (and the Node reference).
 #[derive(Debug, Parser)]
 #[command(name = "chatgate-bench", version, about)]
@@ -176,6 +185,12 @@ struct Cli {
     /// messages.
     #[arg(long, default_value_t = 20.0)]
     chaos_settle: f64,
+    /// chaos: what a client does when its session is not recovered:
+    /// `since` re-joins each channel with `since` (the history API), `none`
+    /// relies on connection state recovery alone (an unmodified
+    /// socket.io-client app).
+    #[arg(long, value_enum, default_value_t = Fallback::Since)]
+    chaos_fallback: Fallback,
     /// chaos: seed of the random choices [default: from the clock].
     #[arg(long)]
     chaos_seed: Option<u64>,
@@ -450,6 +465,7 @@ fn chaos_plan(cli: &Cli, topology: Topology, seed: u64) -> ChaosPlan {
         redis_down: Duration::from_secs_f64(cli.chaos_redis_down.max(0.0)),
         settle: Duration::from_secs_f64(cli.chaos_settle.max(0.0)),
         seed,
+        since_fallback: cli.chaos_fallback == Fallback::Since,
         connect_concurrency: cli.connect_concurrency,
         setup_timeout: Duration::from_secs_f64(cli.setup_timeout),
     }

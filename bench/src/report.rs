@@ -245,19 +245,20 @@ fn chaos_section(s: &mut String, runs: &[Run]) {
     );
     let _ = writeln!(
         s,
-        "| Redis | nodes | clients | channels | sent | acked | send errors | unacked (conn. lost) | owed | received | **lost** | clients with losses | dup | dup after kill | reconnects | recovered | via replay | via missed | gaps | reconnect p50 ms | p99 ms | max ms | cuts reset/silent |"
+        "| Redis | fallback | nodes | clients | channels | sent | acked | send errors | unacked (conn. lost) | owed | received | **lost** | clients with losses | dup | dup after kill | reconnects | recovered | via replay | via missed | gaps | reconnect p50 ms | p99 ms | max ms | cuts reset/silent |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in &rows {
         match &r.outcome {
             Outcome::Chaos(c) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+                    "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
                     c.topology,
+                    if c.since_fallback { "since" } else { "none" },
                     c.nodes,
                     c.members,
                     c.clients,
@@ -290,7 +291,7 @@ fn chaos_section(s: &mut String, runs: &[Run]) {
                     "| {} | FAILED: {} |{}",
                     r.server,
                     one_line(e),
-                    " |".repeat(21)
+                    " |".repeat(22)
                 );
             }
             _ => {}
@@ -302,9 +303,14 @@ fn chaos_section(s: &mut String, runs: &[Run]) {
         };
         let _ = writeln!(
             s,
-            "\n**{}** (seed {}, {:.0} s of sends, settled {:.1} s):\n",
+            "\n**{}** (seed {}, fallback after an unrecovered session: {}, {:.0} s of sends, settled {:.1} s):\n",
             c.topology,
             c.seed,
+            if c.since_fallback {
+                "re-join with since"
+            } else {
+                "none (recovery only)"
+            },
             c.duration.as_secs_f64(),
             c.settle.as_secs_f64()
         );
@@ -330,8 +336,13 @@ fn chaos_section(s: &mut String, runs: &[Run]) {
         );
         let _ = writeln!(
             s,
-            "- since re-joins ok/refused: {}/{}; copies both in missed and message:new (not duplicates): {}",
-            c.rejoins.0, c.rejoins.1, c.missed_overlap
+            "- since re-joins ok/refused: {}/{}; missedAll false for since 0 (nothing received yet in the channel; not counted as gaps): {}; copies both in missed and message:new (not duplicates): {}",
+            c.rejoins.0, c.rejoins.1, c.gaps_since_zero, c.missed_overlap
+        );
+        let _ = writeln!(
+            s,
+            "- clients that got a connect_error (socket.io-client stops reconnecting after one; this client goes on): {}",
+            c.connect_error_clients
         );
         let _ = writeln!(
             s,

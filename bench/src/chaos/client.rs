@@ -92,6 +92,8 @@ pub(crate) struct Record {
     /// Per channel slot: a `channel:join` with `since` is still owed
     /// (a session was not recovered and the gap not yet filled).
     pub(crate) needs_since: Vec<bool>,
+    /// Got a `connect_error` at least once.
+    connect_error: bool,
 }
 
 /// Counters of the whole fleet.
@@ -122,8 +124,16 @@ pub(crate) struct Counters {
     /// Copies that overlap `missed` and `message:new` (expected with
     /// `since`: the new connection is subscribed before the join).
     pub(crate) missed_overlap: Cell<u64>,
-    /// `missedAll: false` answers (a gap chatgate cannot fill).
+    /// `missedAll: false` answers to a `since` above 0 (a gap chatgate
+    /// cannot fill).
     pub(crate) gaps: Cell<u64>,
+    /// `missedAll: false` answers to `since` 0 (nothing received yet in
+    /// that channel: chatgate cannot tell whether older messages were
+    /// trimmed, so it must say `false`; not a gap of this run).
+    pub(crate) gaps_since_zero: Cell<u64>,
+    /// Clients that got a `connect_error` at least once (socket.io-client
+    /// would not have reconnected them by itself; this client does).
+    pub(crate) connect_error_clients: Cell<u64>,
     /// `channel:join` with `since` answered with an error (then retried).
     pub(crate) rejoin_errors: Cell<u64>,
     /// `channel:join` with `since` answered `ok`.
@@ -314,7 +324,12 @@ enum Pending {
     /// `message:send` into a channel, sent at the instant.
     Send { channel: u32, at: Instant },
     /// `channel:join` with `since` for a channel slot.
-    Join { slot: usize },
+    Join {
+        /// Channel slot.
+        slot: usize,
+        /// The `since` sent (0 for the joins of the setup).
+        since: u64,
+    },
 }
 
 /// One established connection.
@@ -363,6 +378,8 @@ struct Client {
     offset: Option<String>,
     /// Sequence number of the next scheduled send.
     next_seq: u32,
+    /// Re-join with `since` after a session that was not recovered.
+    since_fallback: bool,
     /// The send window, once the run started.
     window: Option<(TokioInstant, TokioInstant)>,
 }
@@ -438,6 +455,13 @@ impl Client {
                         .and_then(Value::as_str)
                         .unwrap_or("?")
                         .to_string();
+                    {
+                        let mut rec = self.record();
+                        if !rec.connect_error {
+                            rec.connect_error = true;
+                            Counters::inc(&self.shared.c.connect_error_clients);
+                        }
+                    }
                     *self
                         .shared
                         .connect_errors
@@ -462,7 +486,7 @@ impl Client {
             let name = &self.shared.channel_names[ch as usize];
             let id = conn.next_ack;
             conn.next_ack += 1;
-            conn.pending.insert(id, Pending::Join { slot });
+            conn.pending.insert(id, Pending::Join { slot, since: 0 });
             let frame = format!("42{id}{}", json!(["channel:join", {"channelId": &**name}]));
             conn.ws
                 .send(Message::text(frame))
@@ -588,7 +612,7 @@ impl Client {
         for args in early {
             self.on_event(&args, source);
         }
-        if !recovered {
+        if !recovered && self.since_fallback {
             let mut rec = self.record();
             for flag in &mut rec.needs_since {
                 if !*flag {
@@ -615,7 +639,7 @@ impl Client {
         for (slot, ch, since) in todo {
             let id = conn.next_ack;
             conn.next_ack += 1;
-            conn.pending.insert(id, Pending::Join { slot });
+            conn.pending.insert(id, Pending::Join { slot, since });
             conn.joining[slot] = true;
             let name = &self.shared.channel_names[ch as usize];
             let frame = format!(
@@ -654,7 +678,7 @@ impl Client {
                     *self.shared.ack_errors.borrow_mut().entry(code).or_default() += 1;
                 }
             }
-            Pending::Join { slot } => {
+            Pending::Join { slot, since } => {
                 conn.joining[slot] = false;
                 if !ok {
                     Counters::inc(&c.rejoin_errors);
@@ -663,7 +687,11 @@ impl Client {
                 }
                 Counters::inc(&c.rejoins);
                 if reply.get("missedAll").and_then(Value::as_bool) == Some(false) {
-                    Counters::inc(&c.gaps);
+                    Counters::inc(if since == 0 {
+                        &c.gaps_since_zero
+                    } else {
+                        &c.gaps
+                    });
                 }
                 if let Some(missed) = reply.get("missed").and_then(Value::as_array) {
                     for m in missed {
@@ -852,6 +880,9 @@ pub(crate) struct ChaosClientSpec {
     pub(crate) seed: u64,
     /// Limit of its first connection and joins.
     pub(crate) setup_timeout: Duration,
+    /// Re-join with `since` when a session is not recovered (`false`: an
+    /// app relying on connection state recovery alone).
+    pub(crate) since_fallback: bool,
 }
 
 /// One chaos client: set up, then serve, lose, reconnect (recovering or
@@ -871,6 +902,7 @@ pub(crate) async fn run_chaos_client(
         pid: None,
         offset: None,
         next_seq: 0,
+        since_fallback: spec.since_fallback,
         window: None,
     };
     let first = {

@@ -68,6 +68,8 @@ pub(crate) struct ChaosPlan {
     pub(crate) settle: Duration,
     /// Seed of every random choice.
     pub(crate) seed: u64,
+    /// Clients re-join with `since` when a session is not recovered.
+    pub(crate) since_fallback: bool,
     /// Connections set up concurrently.
     pub(crate) connect_concurrency: usize,
     /// Limit of the setup phase and of one client's setup.
@@ -89,6 +91,8 @@ pub(crate) struct ChaosResult {
     pub(crate) channels: u64,
     /// Seed.
     pub(crate) seed: u64,
+    /// Whether clients re-joined with `since` after an unrecovered session.
+    pub(crate) since_fallback: bool,
     /// Send window.
     pub(crate) duration: Duration,
     /// Faults in order, with their times.
@@ -134,8 +138,13 @@ pub(crate) struct ChaosResult {
     pub(crate) via_replay: u64,
     /// New messages taken from `missed`.
     pub(crate) via_missed: u64,
-    /// `missedAll: false` answers.
+    /// `missedAll: false` answers to a `since` above 0.
     pub(crate) gaps: u64,
+    /// `missedAll: false` answers to `since` 0 (nothing received yet).
+    pub(crate) gaps_since_zero: u64,
+    /// Clients that got a `connect_error` (socket.io-client would have
+    /// stopped reconnecting them).
+    pub(crate) connect_error_clients: u64,
     /// `since` joins answered `ok` / with an error (then retried).
     pub(crate) rejoins: (u64, u64),
     /// Reconnects (new sessions after a loss).
@@ -257,6 +266,7 @@ pub(crate) async fn chaos(launch: &LaunchOptions, plan: &ChaosPlan) -> Result<Ch
                 },
                 seed: plan.seed ^ (u64::from(index) << 20),
                 setup_timeout: plan.setup_timeout,
+                since_fallback: plan.since_fallback,
             };
             tokio::task::spawn_local(run_chaos_client(
                 spec,
@@ -496,6 +506,7 @@ pub(crate) async fn chaos(launch: &LaunchOptions, plan: &ChaosPlan) -> Result<Ch
     result.members = members;
     result.channels = u64::from(channel_count);
     result.seed = plan.seed;
+    result.since_fallback = plan.since_fallback;
     result.duration = plan.duration;
     result.timeline = timeline.borrow().clone();
     result.cuts = (resets, silents);
@@ -512,6 +523,8 @@ pub(crate) async fn chaos(launch: &LaunchOptions, plan: &ChaosPlan) -> Result<Ch
     result.via_replay = c.via_replay.get();
     result.via_missed = c.via_missed.get();
     result.gaps = c.gaps.get();
+    result.gaps_since_zero = c.gaps_since_zero.get();
+    result.connect_error_clients = c.connect_error_clients.get();
     result.rejoins = (c.rejoins.get(), c.rejoin_errors.get());
     result.reconnects = c.reconnects.get();
     result.pid_offered = c.pid_offered.get();
