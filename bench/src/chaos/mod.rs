@@ -452,6 +452,11 @@ pub(crate) async fn chaos(launch: &LaunchOptions, plan: &ChaosPlan) -> Result<Ch
     }
     let settle = t_settle.elapsed();
     let connected_at_end = c.connected.get();
+    let online: Vec<bool> = shared
+        .records
+        .iter()
+        .map(|r| r.borrow().connected)
+        .collect();
     let _ = phase.send(ChaosPhase::Stop);
     for h in handles {
         let abort = h.abort_handle();
@@ -493,7 +498,7 @@ pub(crate) async fn chaos(launch: &LaunchOptions, plan: &ChaosPlan) -> Result<Ch
             .map(|f| format!("client setup: {f}")),
     );
 
-    let mut result = account(&shared, &joined);
+    let mut result = account(&shared, &joined, &online);
     let hist = shared.reconnect_ms.borrow();
     result.reconnect_ms = [
         hist.value_at_quantile(0.5),
@@ -539,8 +544,9 @@ pub(crate) async fn chaos(launch: &LaunchOptions, plan: &ChaosPlan) -> Result<Ch
 }
 
 /// Checks every acknowledged message against every member of its channel
-/// (`joined[i]`: client `i` joined before the sends).
-fn account(shared: &ChaosShared, joined: &[bool]) -> ChaosResult {
+/// (`joined[i]`: client `i` joined before the sends; `online[i]`: it was
+/// connected when the run ended).
+fn account(shared: &ChaosShared, joined: &[bool], online: &[bool]) -> ChaosResult {
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); shared.channel_names.len()];
     for (i, rec) in shared.records.iter().enumerate() {
         if joined.get(i).copied().unwrap_or(false) {
@@ -569,7 +575,7 @@ fn account(shared: &ChaosShared, joined: &[bool]) -> ChaosResult {
             } else {
                 r.lost += 1;
                 lost_by_client[member as usize] += 1;
-                if !rec.connected {
+                if !online.get(member as usize).copied().unwrap_or(false) {
                     r.lost_offline += 1;
                 }
                 if r.lost_examples.len() < 5 {
