@@ -576,8 +576,9 @@ impl Client {
     /// An event's arguments: the offset rule of socket.io-client, then
     /// `message:new`.
     fn on_event(&mut self, args: &[Value], source: Source) {
+        // socket.io-client: `if (this._pid && args.length && typeof
+        // args[args.length - 1] === "string")`, the event name included.
         if self.pid.is_some()
-            && args.len() > 1
             && let Some(Value::String(offset)) = args.last()
         {
             self.offset = Some(offset.clone());
@@ -978,6 +979,65 @@ mod tests {
         assert_eq!(parse_frame("41"), Frame::Disconnect);
         assert_eq!(parse_frame("1"), Frame::Disconnect);
         assert_eq!(parse_frame("42not json"), Frame::Other);
+    }
+
+    fn client(pid: Option<&str>) -> Client {
+        let shared = ChaosShared::new(
+            SocketAddr::from(([127, 0, 0, 1], 9)),
+            vec![Rc::from("a"), Rc::from("b")],
+            vec![vec![0, 1]],
+        );
+        Client {
+            index: 0,
+            user: "chaos-0".into(),
+            shared: Rc::new(shared),
+            rng: Rng::new(1),
+            plan: SendPlan {
+                period: Duration::from_secs(1),
+                offset: Duration::ZERO,
+            },
+            pid: pid.map(String::from),
+            offset: None,
+            next_seq: 0,
+            since_fallback: true,
+            window: None,
+        }
+    }
+
+    #[test]
+    fn keeps_the_offset_only_with_a_pid_and_dedupes_by_id() {
+        let msg = |id: &str, from: &str| json!({"id": id, "channelId": "b", "userId": from, "text": "t", "ts": 1});
+        let mut without = client(None);
+        without.on_event(
+            &[json!("message:new"), msg("5", "x"), json!("5")],
+            Source::Live,
+        );
+        assert_eq!(without.offset, None);
+
+        let mut c = client(Some("p1"));
+        c.on_event(
+            &[json!("message:new"), msg("5", "x"), json!("5")],
+            Source::Live,
+        );
+        c.on_event(
+            &[json!("message:new"), msg("7", "x"), json!("7")],
+            Source::Replay,
+        );
+        c.on_event(
+            &[json!("message:new"), msg("7", "x"), json!("7")],
+            Source::Live,
+        );
+        c.take(&msg("7", "x"), Source::Missed);
+        c.take(&msg("9", "chaos-0"), Source::Missed);
+        assert_eq!(c.offset.as_deref(), Some("7"));
+        let rec = c.record();
+        assert_eq!(rec.received[1].len(), 2, "own message 9 is not counted");
+        assert_eq!(rec.last_id[1], 7);
+        drop(rec);
+        let counters = &c.shared.c;
+        assert_eq!(counters.duplicates.get(), 1);
+        assert_eq!(counters.missed_overlap.get(), 1);
+        assert_eq!(counters.via_replay.get(), 1);
     }
 
     #[test]
