@@ -216,9 +216,11 @@ pub(crate) struct ClientOutcome {
     pub(crate) ready: bool,
 }
 
-type Ws = WebSocketStream<TcpStream>;
+/// A client WebSocket over plain TCP.
+pub(crate) type Ws = WebSocketStream<TcpStream>;
 
-fn ws_config() -> WebSocketConfig {
+/// WebSocket settings for the bench's many small connections.
+pub(crate) fn ws_config() -> WebSocketConfig {
     // Small buffers: thousands of connections live in this one process.
     WebSocketConfig::default()
         .read_buffer_size(4096)

@@ -5,10 +5,14 @@
 //! to one core while the generator runs on another, and measures four
 //! scenarios: `idle` (RSS per connection), `fanout` (one sender, one big room),
 //! `rooms` (many small chatty rooms) and `cluster` (rooms spanning three nodes
-//! on one Redis: cross-node delivery). Results go to stdout and to
+//! on one Redis: cross-node delivery), plus a check, `chaos` (nodes behind
+//! a TCP balancer in the bench, connection cuts, `kill -9` of a node, a
+//! Redis restart: acknowledged messages lost or duplicated; exit status 2
+//! when one was lost). Results go to stdout and to
 //! `bench/results/<timestamp>/report.md` plus `plot.svg`.
 //! See `docs/benchmarks.md`.
 
+mod chaos;
 mod client;
 mod plot;
 mod report;
@@ -22,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 
+use crate::chaos::{ChaosPlan, Topology};
 use crate::client::Target;
 use crate::report::{Header, Outcome, Run};
 use crate::scenarios::{RunOptions, TrafficPlan};
@@ -54,6 +59,19 @@ enum Scenario {
     /// spread over the nodes; cross-node throughput, latency, server and
     /// Redis CPU, losses.
     Cluster,
+    /// chatgate nodes behind a TCP balancer under faults (connection cuts,
+    /// `kill -9` of a node, Redis restart): acknowledged messages lost,
+    /// duplicated, sessions recovered. Not part of the default set.
+    Chaos,
+}
+
+/// `chaos`: what a client does after a session that was not recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Fallback {
+    /// Re-join every channel with `since` and take `missed`.
+    Since,
+    /// Nothing: connection state recovery alone.
+    None,
 }
 
 /// Load generator and benchmark harness for chatgate (and the Node reference).
@@ -116,9 +134,66 @@ struct Cli {
     /// cluster: seconds each client sends for.
     #[arg(long, default_value_t = 20.0)]
     cluster_duration: f64,
-    /// redis-server executable (cluster).
+    /// redis-server executable (cluster, chaos).
     #[arg(long, default_value = "redis-server")]
     redis_bin: String,
+
+    /// chaos: chatgate nodes behind the bench's TCP balancer.
+    #[arg(long, default_value_t = 3)]
+    chaos_nodes: u32,
+    /// chaos: clients (one user and one connection each).
+    #[arg(long, default_value_t = 300)]
+    chaos_clients: u32,
+    /// chaos: channels each client joins.
+    #[arg(long, default_value_t = 3)]
+    chaos_channels_per_client: u32,
+    /// chaos: members per channel.
+    #[arg(long, default_value_t = 20)]
+    chaos_channel_size: u32,
+    /// chaos: messages per second per client, each with an ack callback.
+    #[arg(long, default_value_t = 0.5)]
+    chaos_rate: f64,
+    /// chaos: seconds of sending; every fault happens inside this window.
+    #[arg(long, default_value_t = 60.0)]
+    chaos_duration: f64,
+    /// chaos: random connection cuts per second (by the balancer).
+    #[arg(long, default_value_t = 2.0)]
+    chaos_cut_rate: f64,
+    /// chaos: share of the cuts that leave the server side open and silent
+    /// (a phone losing its network) instead of resetting both sides.
+    #[arg(long, default_value_t = 0.5)]
+    chaos_silent_share: f64,
+    /// chaos: second of the sends at which one node is killed with SIGKILL
+    /// (negative: never).
+    #[arg(long, default_value_t = 20.0, allow_hyphen_values = true)]
+    chaos_kill_at: f64,
+    /// chaos: seconds the killed node stays down before it starts again.
+    #[arg(long, default_value_t = 3.0)]
+    chaos_node_down: f64,
+    /// chaos: second of the sends at which Redis (every master of a
+    /// cluster) is killed with SIGKILL and restarted on its append-only file
+    /// (negative: never).
+    #[arg(long, default_value_t = 40.0, allow_hyphen_values = true)]
+    chaos_redis_restart_at: f64,
+    /// chaos: seconds Redis stays down.
+    #[arg(long, default_value_t = 2.0)]
+    chaos_redis_down: f64,
+    /// chaos: Redis topologies to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Topology::Single, Topology::Cluster])]
+    chaos_topology: Vec<Topology>,
+    /// chaos: longest wait after the sends for reconnects and missed
+    /// messages.
+    #[arg(long, default_value_t = 20.0)]
+    chaos_settle: f64,
+    /// chaos: what a client does when its session is not recovered:
+    /// `since` re-joins each channel with `since` (the history API), `none`
+    /// relies on connection state recovery alone (an unmodified
+    /// socket.io-client app).
+    #[arg(long, value_enum, default_value_t = Fallback::Since)]
+    chaos_fallback: Fallback,
+    /// chaos: seed of the random choices [default: from the clock].
+    #[arg(long)]
+    chaos_seed: Option<u64>,
 
     /// Filler bytes in each message text (after the timestamp marker).
     #[arg(long, default_value_t = 64)]
@@ -258,6 +333,7 @@ fn scenario_name(s: Scenario) -> &'static str {
         Scenario::Fanout => "fanout",
         Scenario::Rooms => "rooms",
         Scenario::Cluster => "cluster",
+        Scenario::Chaos => "chaos",
     }
 }
 
@@ -318,6 +394,9 @@ async fn run_scenario(
         Scenario::Cluster => Outcome::Cluster(
             scenarios::traffic(targets, servers, None, cluster_plan(cli), opts).await,
         ),
+        Scenario::Chaos => Outcome::Failed(
+            "chaos starts its own nodes and Redis; it does not run against --url".into(),
+        ),
     }
 }
 
@@ -363,7 +442,70 @@ async fn run_cluster(
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+/// A seconds flag that a negative value turns off.
+fn optional_secs(secs: f64) -> Option<Duration> {
+    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// The `chaos` scenario's plan for one Redis topology.
+fn chaos_plan(cli: &Cli, topology: Topology, seed: u64) -> ChaosPlan {
+    ChaosPlan {
+        topology,
+        nodes: cli.chaos_nodes,
+        clients: cli.chaos_clients,
+        channels_per_client: cli.chaos_channels_per_client,
+        channel_size: cli.chaos_channel_size,
+        rate: cli.chaos_rate,
+        duration: Duration::from_secs_f64(cli.chaos_duration.max(0.0)),
+        cut_rate: cli.chaos_cut_rate,
+        silent_share: cli.chaos_silent_share.clamp(0.0, 1.0),
+        kill_at: optional_secs(cli.chaos_kill_at),
+        node_down: Duration::from_secs_f64(cli.chaos_node_down.max(0.0)),
+        redis_restart_at: optional_secs(cli.chaos_redis_restart_at),
+        redis_down: Duration::from_secs_f64(cli.chaos_redis_down.max(0.0)),
+        settle: Duration::from_secs_f64(cli.chaos_settle.max(0.0)),
+        seed,
+        since_fallback: cli.chaos_fallback == Fallback::Since,
+        connect_concurrency: cli.connect_concurrency,
+        setup_timeout: Duration::from_secs_f64(cli.setup_timeout),
+    }
+}
+
+/// Runs `chaos` once per `--chaos-topology` (chatgate only: the Node
+/// reference keeps no history).
+async fn run_chaos(cli: &Cli, launch: &LaunchOptions, runs: &mut Vec<Run>) {
+    let seed = cli.chaos_seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs())
+    });
+    for &topology in &cli.chaos_topology {
+        eprintln!("== chaos against chatgate on {} Redis", topology.name());
+        let outcome = match chaos::chaos(launch, &chaos_plan(cli, topology, seed)).await {
+            Ok(result) => Outcome::Chaos(Box::new(result)),
+            Err(e) => {
+                eprintln!("  FAILED: {e}");
+                Outcome::Failed(e)
+            }
+        };
+        runs.push(Run {
+            scenario: "chaos",
+            server: format!("chatgate ({})", topology.name()),
+            outcome,
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Whether every `chaos` run finished with nothing lost.
+fn chaos_passed(runs: &[Run]) -> bool {
+    runs.iter()
+        .filter(|r| r.scenario == "chaos")
+        .all(|r| matches!(&r.outcome, Outcome::Chaos(c) if c.lost == 0))
+}
+
+/// Runs the scenarios; `Ok(false)` when a `chaos` check failed.
+async fn run(cli: Cli) -> Result<bool, String> {
     let (date, stamp) = now_utc();
     let out_dir = cli.results_dir.join(&stamp);
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -432,6 +574,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         };
         for &scenario in &cli.scenarios {
             let name = scenario_name(scenario);
+            if scenario == Scenario::Chaos {
+                run_chaos(&cli, &launch, &mut runs).await;
+                continue;
+            }
             for &kind in kinds {
                 eprintln!("== {name} against {kind}");
                 let outcome = if scenario == Scenario::Cluster {
@@ -478,7 +624,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         report_path.display(),
         plot_path.display()
     );
-    Ok(())
+    Ok(chaos_passed(&runs))
 }
 
 fn main() -> ExitCode {
@@ -501,7 +647,11 @@ fn main() -> ExitCode {
     };
     let local = tokio::task::LocalSet::new();
     match local.block_on(&rt, run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("chaos: messages were lost (or a chaos run failed)");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::chaos::ChaosResult;
 use crate::scenarios::{IdleResult, TrafficResult};
 
 /// Result of one scenario against one server.
@@ -15,6 +16,8 @@ pub(crate) enum Outcome {
     Rooms(TrafficResult),
     /// `cluster` finished.
     Cluster(TrafficResult),
+    /// `chaos` finished.
+    Chaos(Box<ChaosResult>),
     /// The scenario could not run (server did not start, ...).
     Failed(String),
 }
@@ -191,7 +194,7 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
                         one_line(e)
                     );
                 }
-                Outcome::Idle(_) | Outcome::Cluster(_) => {}
+                Outcome::Idle(_) | Outcome::Cluster(_) | Outcome::Chaos(_) => {}
             }
         }
         if let (Some(n), Some(c)) = (
@@ -214,7 +217,147 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
         s.push('\n');
     }
     cluster_section(&mut s, runs);
+    chaos_section(&mut s, runs);
     s
+}
+
+/// `name=count, ...` of a map, or `none`.
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `chaos` table (one row per Redis topology) and, per run, the fault
+/// timeline and the details behind the numbers.
+fn chaos_section(s: &mut String, runs: &[Run]) {
+    let rows: Vec<&Run> = runs.iter().filter(|r| r.scenario == "chaos").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## chaos: messages lost under faults (cuts, kill -9 of a node, Redis restart)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| Redis | fallback | nodes | clients | channels | sent | acked | send errors | unacked (conn. lost) | owed | received | **lost** | clients with losses | dup | dup after kill | reconnects | recovered | via replay | via missed | gaps | reconnect p50 ms | p99 ms | max ms | cuts reset/silent |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &rows {
+        match &r.outcome {
+            Outcome::Chaos(c) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+                    c.topology,
+                    if c.since_fallback { "since" } else { "none" },
+                    c.nodes,
+                    c.members,
+                    c.clients,
+                    c.channels,
+                    c.sent,
+                    c.acked,
+                    c.ack_errors.values().sum::<u64>(),
+                    c.unacked_lost,
+                    c.owed,
+                    c.received,
+                    c.lost,
+                    c.lost_clients,
+                    c.duplicates,
+                    c.duplicates_after_kill,
+                    c.reconnects,
+                    c.recovered,
+                    c.via_replay,
+                    c.via_missed,
+                    c.gaps,
+                    c.reconnect_ms[0],
+                    c.reconnect_ms[1],
+                    c.reconnect_ms[2],
+                    c.cuts.0,
+                    c.cuts.1,
+                );
+            }
+            Outcome::Failed(e) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | FAILED: {} |{}",
+                    r.server,
+                    one_line(e),
+                    " |".repeat(22)
+                );
+            }
+            _ => {}
+        }
+    }
+    for r in &rows {
+        let Outcome::Chaos(c) = &r.outcome else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "\n**{}** (seed {}, fallback after an unrecovered session: {}, {:.0} s of sends, settled {:.1} s):\n",
+            c.topology,
+            c.seed,
+            if c.since_fallback {
+                "re-join with since"
+            } else {
+                "none (recovery only)"
+            },
+            c.duration.as_secs_f64(),
+            c.settle.as_secs_f64()
+        );
+        for event in &c.timeline {
+            let _ = writeln!(s, "- {event}");
+        }
+        let _ = writeln!(s, "- send errors by code: {}", counts(&c.ack_errors));
+        let _ = writeln!(
+            s,
+            "- acks timed out: {}; sends skipped while offline: {}; deliveries of unacknowledged sends: {}",
+            c.ack_timeouts, c.skipped_offline, c.unacked_delivered
+        );
+        let _ = writeln!(
+            s,
+            "- reconnects offering a pid: {}/{}; recovered: {}; failed attempts: {}; balancer refusals (no live node): {}; connect_error: {}; server disconnects: {}",
+            c.pid_offered,
+            c.reconnects,
+            c.recovered,
+            c.attempt_failures,
+            c.balancer_refused,
+            counts(&c.connect_errors),
+            c.server_disconnects
+        );
+        let _ = writeln!(
+            s,
+            "- since re-joins ok/refused: {}/{}; missedAll false for since 0 (nothing received yet in the channel; not counted as gaps): {}; copies both in missed and message:new (not duplicates): {}",
+            c.rejoins.0, c.rejoins.1, c.gaps_since_zero, c.missed_overlap
+        );
+        let _ = writeln!(
+            s,
+            "- clients that got a connect_error (socket.io-client stops reconnecting after one; this client goes on): {}",
+            c.connect_error_clients
+        );
+        let _ = writeln!(
+            s,
+            "- connected at the end: {}/{}; lost by clients offline at the end: {}",
+            c.connected_at_end, c.members, c.lost_offline
+        );
+        for example in &c.lost_examples {
+            let _ = writeln!(s, "- lost: {example}");
+        }
+        for problem in &c.problems {
+            let _ = writeln!(s, "- problem: {}", one_line(problem));
+        }
+    }
+    failure_notes(s, &rows);
+    s.push('\n');
 }
 
 /// The `cluster` table: all deliveries, then the cross-node ones, then CPU of
@@ -338,7 +481,7 @@ fn failure_notes(s: &mut String, rows: &[&Run]) {
         let reasons = match &r.outcome {
             Outcome::Idle(i) => &i.failure_reasons,
             Outcome::Fanout(t) | Outcome::Rooms(t) | Outcome::Cluster(t) => &t.failure_reasons,
-            Outcome::Failed(_) => continue,
+            Outcome::Failed(_) | Outcome::Chaos(_) => continue,
         };
         for reason in reasons {
             let _ = writeln!(

@@ -184,6 +184,13 @@ impl ServerProcess {
         tail(&self.log)
     }
 
+    /// Kills the process with SIGKILL (`kill -9`: no shutdown, no goodbye
+    /// to anyone) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
