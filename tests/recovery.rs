@@ -261,3 +261,23 @@ async fn a_client_of_a_killed_node_recovers_on_another() {
         "{texts:?}"
     );
 }
+
+/// A channel joined during the session owes nothing from before the join:
+/// recovery replays only what was sent after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_joined_during_the_session_replays_only_from_the_join() {
+    let server = spawn_chatgate(|_| {}).await;
+    let url = format!("http://{}", server.addr());
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&url, as_user("alice")).await;
+    let bob = bridge.connect_ok(&url, reconnecting("bob")).await;
+    join(&alice, "room").await;
+    send(&alice, "room", "before bob").await;
+    join(&bob, "room").await;
+    bob.close().await;
+    bob.next_disconnect().await;
+    send(&alice, "room", "while away").await;
+    bob.next_connect().await;
+    assert!(bob.recovered().await);
+    assert_eq!(texts_until(&bob, "while away").await, ["while away"]);
+}

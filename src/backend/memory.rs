@@ -608,6 +608,15 @@ impl SessionStore for MemoryStore {
             .map(|(record, _)| record.clone()))
     }
 
+    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<()> {
+        let mut st = self.state.lock();
+        let last = st.last_message_id;
+        if let Some((record, _)) = st.sessions.get_mut(pid) {
+            record.joined.insert(channel_id.to_owned(), last);
+        }
+        Ok(())
+    }
+
     async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()> {
         let mut st = self.state.lock();
         let expires = Instant::now() + ttl;

@@ -396,6 +396,10 @@ pub struct SessionRecord {
     /// The last message id handed out when the session began: a client that
     /// received no `message:new` yet is owed everything after it.
     pub start: u64,
+    /// Channels joined during the session, with the last message id handed
+    /// out when they were: nothing of such a channel up to that id is owed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub joined: std::collections::BTreeMap<String, u64>,
 }
 
 /// Recoverable sessions, by private id. Each expires on its own: a live
@@ -418,6 +422,10 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The session kept under `pid`, if it has not expired.
     async fn load(&self, pid: &str) -> BackendResult<Option<SessionRecord>>;
+
+    /// Notes that the session `pid` joined `channel_id` now (see
+    /// [`SessionRecord::joined`]); nothing when the session is gone.
+    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<()>;
 
     /// Each of `pids` is kept for `ttl` from now (if it still exists).
     async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()>;

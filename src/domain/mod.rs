@@ -361,17 +361,27 @@ impl ChatService {
         after: u64,
         before: Option<u64>,
     ) -> GatewayResult<Missed> {
+        let from: Vec<(String, u64)> = channels.iter().map(|c| (c.clone(), after)).collect();
+        self.replay_from(&from, before).await
+    }
+
+    /// [`replay`](Self::replay) with a starting id per channel.
+    pub async fn replay_from(
+        &self,
+        from: &[(String, u64)],
+        before: Option<u64>,
+    ) -> GatewayResult<Missed> {
         if self.history.is_off() {
             return Ok(Missed {
                 messages: Vec::new(),
-                complete: channels.is_empty(),
+                complete: from.is_empty(),
             });
         }
         let now = now_ms();
-        let reads = channels.iter().map(|channel| {
+        let reads = from.iter().map(|(channel, after)| {
             self.backends
                 .history
-                .since(channel, after, self.history.size, self.history, now)
+                .since(channel, *after, self.history.size, self.history, now)
         });
         let mut messages = Vec::new();
         let mut complete = true;

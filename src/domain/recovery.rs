@@ -73,6 +73,7 @@ impl ChatService {
             sid: sid.to_owned(),
             user_id: user_id.to_owned(),
             start,
+            joined: Default::default(),
         };
         self.backends
             .sessions
@@ -111,7 +112,15 @@ impl ChatService {
             return Ok(None);
         }
         let after = offset.unwrap_or(record.start);
-        let missed = self.replay(channels, after, None).await?;
+        // A channel joined during the session owes nothing from before.
+        let from: Vec<(String, u64)> = channels
+            .iter()
+            .map(|channel| {
+                let joined = record.joined.get(channel).copied().unwrap_or(0);
+                (channel.clone(), after.max(joined))
+            })
+            .collect();
+        let missed = self.replay_from(&from, None).await?;
         if !missed.complete {
             return Ok(None);
         }
@@ -124,6 +133,14 @@ impl ChatService {
             record,
             missed: missed.messages,
         }))
+    }
+
+    /// The session `pid` joined `channel_id`: when recovered, it is owed
+    /// that channel's messages from now on only.
+    pub async fn note_session_join(&self, pid: &str, channel_id: &str) {
+        if let Err(err) = self.backends.sessions.note_join(pid, channel_id).await {
+            tracing::warn!(%err, "a session's join could not be noted");
+        }
     }
 
     /// The connection of session `pid` is gone: it may be recovered for the

@@ -234,6 +234,9 @@ impl Gateway {
         if !subscribed {
             return Err(GatewayError::service_unavailable());
         }
+        if let Some(pid) = socket.data::<Session>().and_then(|s| s.pid.as_deref()) {
+            self.chat.note_session_join(pid, &joined.channel_id).await;
+        }
         let mut ack = json!({
             "channelId": joined.channel_id,
             "members": joined.members,

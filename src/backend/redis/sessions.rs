@@ -83,6 +83,41 @@ impl SessionStore for RedisBackend {
         inner.observe(result)
     }
 
+    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<()> {
+        let inner = &self.inner;
+        let result = async {
+            let mut link = inner.link()?;
+            // Two slots: one non-atomic pipeline. Joins of one connection
+            // come one at a time, so nothing else rewrites this session now.
+            let (last, json): (Option<String>, Option<String>) = redis::pipe()
+                .get(inner.keys.message_id())
+                .get(inner.keys.session(pid))
+                .query_async(&mut link)
+                .await
+                .map_err(backend_error)?;
+            let Some(json) = json else {
+                return Ok(());
+            };
+            let mut record: SessionRecord =
+                serde_json::from_str(&json).map_err(|err| unexpected("a stored session", &err))?;
+            let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+            record.joined.insert(channel_id.to_owned(), last);
+            let json =
+                serde_json::to_string(&record).map_err(|err| unexpected("a session", &err))?;
+            let () = redis::cmd("SET")
+                .arg(inner.keys.session(pid))
+                .arg(json)
+                .arg("KEEPTTL")
+                .arg("XX")
+                .query_async(&mut link)
+                .await
+                .map_err(backend_error)?;
+            Ok(())
+        }
+        .await;
+        inner.observe(result)
+    }
+
     async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()> {
         if pids.is_empty() {
             return Ok(());
