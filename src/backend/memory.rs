@@ -574,20 +574,22 @@ where
 
 #[async_trait]
 impl SessionStore for MemoryStore {
+    fn durable(&self) -> bool {
+        false
+    }
+
     async fn open(
         &self,
-        pid: &str,
+        _pid: &str,
         mut record: SessionRecord,
-        ttl: Duration,
+        _ttl: Duration,
     ) -> BackendResult<SessionRecord> {
         let mut st = self.state.lock();
         record.start = record.start.max(st.last_message_id);
-        let now = Instant::now();
         // Opening is as frequent as connecting: a fair moment to forget the
-        // expired ones.
+        // expired (lost) sessions.
+        let now = Instant::now();
         st.sessions.retain(|_, (_, expires)| *expires > now);
-        st.sessions
-            .insert(pid.to_owned(), (record.clone(), now + ttl));
         Ok(record)
     }
 
@@ -608,13 +610,13 @@ impl SessionStore for MemoryStore {
             .map(|(record, _)| record.clone()))
     }
 
-    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<()> {
+    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<u64> {
         let mut st = self.state.lock();
         let last = st.last_message_id;
         if let Some((record, _)) = st.sessions.get_mut(pid) {
             record.joined.insert(channel_id.to_owned(), last);
         }
-        Ok(())
+        Ok(last)
     }
 
     async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()> {

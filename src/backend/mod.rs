@@ -408,8 +408,16 @@ pub struct SessionRecord {
 /// anyone's help.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Keeps `record` under `pid` for `ttl`, raising its `start` to the last
-    /// message id handed out now, if higher. Returns the record as kept.
+    /// Whether sessions kept here outlive this process (Redis). Then a live
+    /// session is written as it opens, so another node can recover it after
+    /// this one crashed. In memory, where a crash takes every session along,
+    /// only lost sessions are kept, and a live one is found among the live
+    /// connections.
+    fn durable(&self) -> bool;
+
+    /// Raises `record.start` to the last message id handed out now, if
+    /// higher, and, when [`durable`](Self::durable), keeps the record under
+    /// `pid` for `ttl`. Returns the record.
     async fn open(
         &self,
         pid: &str,
@@ -424,8 +432,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, pid: &str) -> BackendResult<Option<SessionRecord>>;
 
     /// Notes that the session `pid` joined `channel_id` now (see
-    /// [`SessionRecord::joined`]); nothing when the session is gone.
-    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<()>;
+    /// [`SessionRecord::joined`]; nothing when no such session is kept).
+    /// Returns the last message id handed out now.
+    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<u64>;
 
     /// Each of `pids` is kept for `ttl` from now (if it still exists).
     async fn refresh(&self, pids: &[String], ttl: Duration) -> BackendResult<()>;

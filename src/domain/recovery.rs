@@ -60,9 +60,21 @@ impl ChatService {
         (self.recovery_window / 3).max(Duration::from_millis(1))
     }
 
+    /// Whether sessions outlive this process (Redis): then they are kept in
+    /// the backend while live, and refreshed by their node.
+    pub fn sessions_durable(&self) -> bool {
+        self.backends.sessions.durable()
+    }
+
     /// A new session `pid` of `user_id` on the connection `sid`, owed every
-    /// message sent from now on.
-    pub async fn open_session(&self, pid: &str, sid: &str, user_id: &str) -> GatewayResult<()> {
+    /// message sent from now on. Returns its record (the caller keeps it
+    /// while the connection lives).
+    pub async fn open_session(
+        &self,
+        pid: &str,
+        sid: &str,
+        user_id: &str,
+    ) -> GatewayResult<SessionRecord> {
         // Every message handed out from now on has an id of at least its
         // time times 1000 (the node's or Redis's clock, whichever is later),
         // so none below this bound is owed; the margin covers clocks of
@@ -79,7 +91,6 @@ impl ChatService {
             .sessions
             .open(pid, record, self.live_session_ttl())
             .await
-            .map(drop)
             .map_err(backend_failure)
     }
 
@@ -87,25 +98,28 @@ impl ChatService {
     /// message is `offset` (none: it received none), with `channels` the
     /// user's channels. `None` when the session cannot be recovered: unknown
     /// or expired `pid`, another user's, or history no longer holds all
-    /// that was missed. A refused identity never gets here, and an attempt
-    /// that fails leaves the session as it was.
+    /// that was missed. `live` is the session as its still open (half-open)
+    /// connection on this node keeps it, for a backend that keeps only lost
+    /// sessions. A refused identity never gets here, and an attempt that
+    /// fails leaves the session as it was.
     pub async fn recover_session(
         &self,
         pid: &str,
         user_id: &str,
         offset: Option<u64>,
         channels: &[String],
+        live: Option<SessionRecord>,
     ) -> GatewayResult<Option<Recovered>> {
         if !self.recovery_enabled() {
             return Ok(None);
         }
-        let Some(record) = self
+        let kept = self
             .backends
             .sessions
             .load(pid)
             .await
-            .map_err(backend_failure)?
-        else {
+            .map_err(backend_failure)?;
+        let Some(record) = kept.or(live) else {
             return Ok(None);
         };
         if record.user_id != user_id {
@@ -124,11 +138,13 @@ impl ChatService {
         if !missed.complete {
             return Ok(None);
         }
-        self.backends
-            .sessions
-            .keep(pid, &record, self.live_session_ttl())
-            .await
-            .map_err(backend_failure)?;
+        if self.sessions_durable() {
+            self.backends
+                .sessions
+                .keep(pid, &record, self.live_session_ttl())
+                .await
+                .map_err(backend_failure)?;
+        }
         Ok(Some(Recovered {
             record,
             missed: missed.messages,
@@ -137,21 +153,33 @@ impl ChatService {
 
     /// The session `pid` joined `channel_id`: when recovered, it is owed
     /// that channel's messages from now on only.
-    pub async fn note_session_join(&self, pid: &str, channel_id: &str) {
-        if let Err(err) = self.backends.sessions.note_join(pid, channel_id).await {
-            tracing::warn!(%err, "a session's join could not be noted");
+    /// Returns the last message id handed out now (for the caller's own
+    /// copy of the session), `None` when it could not be read.
+    pub async fn note_session_join(&self, pid: &str, channel_id: &str) -> Option<u64> {
+        match self.backends.sessions.note_join(pid, channel_id).await {
+            Ok(last) => Some(last),
+            Err(err) => {
+                tracing::warn!(%err, "a session's join could not be noted");
+                None
+            }
         }
     }
 
-    /// The connection of session `pid` is gone: it may be recovered for the
-    /// window from now.
-    pub async fn lose_session(&self, pid: &str) {
-        if let Err(err) = self
-            .backends
-            .sessions
-            .refresh(&[pid.to_owned()], self.recovery_window)
-            .await
-        {
+    /// The connection of session `pid` (as `record` says) is gone: it may
+    /// be recovered for the window from now.
+    pub async fn lose_session(&self, pid: &str, record: &SessionRecord) {
+        let kept = if self.sessions_durable() {
+            self.backends
+                .sessions
+                .refresh(&[pid.to_owned()], self.recovery_window)
+                .await
+        } else {
+            self.backends
+                .sessions
+                .keep(pid, record, self.recovery_window)
+                .await
+        };
+        if let Err(err) = kept {
             tracing::warn!(%err, "a lost session's recovery window could not be started");
         }
     }

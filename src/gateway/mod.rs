@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Authenticator, Identity};
+use crate::backend::SessionRecord;
 use crate::delivery::{self, emit_logged, user_room};
 use crate::domain::ChatService;
 use crate::error::{ErrorCode, GatewayError, GatewayResult};
@@ -66,8 +67,44 @@ pub fn live_memberships(namespace: &chatgate_sio::Namespace) -> Vec<(String, Vec
 #[derive(Debug)]
 struct Session {
     identity: Identity,
-    /// The private id of its recoverable session (recovery on).
-    pid: Option<Box<str>>,
+    /// Its recoverable session (recovery on).
+    recovery: Option<Recovery>,
+}
+
+/// A connection's recoverable session, as the connection keeps it: enough
+/// to write the session down when the connection is lost, or to recover it
+/// while the connection is half-open.
+#[derive(Debug)]
+struct Recovery {
+    /// The session's private id.
+    pid: Box<str>,
+    /// See [`SessionRecord::start`].
+    start: u64,
+    /// See [`SessionRecord::joined`]; allocated at the first join. Boxed:
+    /// 8 bytes on every idle connection instead of an empty map's 24.
+    #[allow(clippy::box_collection)]
+    joined: parking_lot::Mutex<Option<Box<std::collections::BTreeMap<String, u64>>>>,
+}
+
+impl Recovery {
+    fn new(pid: &str, record: &SessionRecord) -> Recovery {
+        let joined = (!record.joined.is_empty()).then(|| Box::new(record.joined.clone()));
+        Recovery {
+            pid: pid.into(),
+            start: record.start,
+            joined: parking_lot::Mutex::new(joined),
+        }
+    }
+
+    /// The session's record, for the connection `socket` of `user_id`.
+    fn record(&self, socket: &Socket, user_id: &str) -> SessionRecord {
+        SessionRecord {
+            sid: socket.id().to_owned(),
+            user_id: user_id.to_owned(),
+            start: self.start,
+            joined: self.joined.lock().as_deref().cloned().unwrap_or_default(),
+        }
+    }
 }
 
 /// The namespace handler of `/`.
@@ -97,7 +134,7 @@ impl Gateway {
         for channel in &connected.channels {
             socket.join(channel.as_str());
         }
-        let (pid, recovered) = match self
+        let (recovery, recovered) = match self
             .session(socket, auth, &user_id, &connected.channels)
             .await
         {
@@ -107,7 +144,7 @@ impl Gateway {
                 return Err(err);
             }
         };
-        socket.set_data(Session { identity, pid });
+        socket.set_data(Session { identity, recovery });
         tracing::info!(
             user_id,
             sid = socket.id(),
@@ -131,14 +168,14 @@ impl Gateway {
     /// new one. The socket has joined its rooms already, so what is
     /// published meanwhile waits for the CONNECT reply; the missed messages
     /// go before the reply, and waiting ones they cover are dropped.
-    /// Returns the session's pid (recovery on) and whether it was recovered.
+    /// Returns the session (recovery on) and whether it was recovered.
     async fn session(
         &self,
         socket: &Socket,
         auth: &Value,
         user_id: &str,
         channels: &[String],
-    ) -> GatewayResult<(Option<Box<str>>, bool)> {
+    ) -> GatewayResult<(Option<Recovery>, bool)> {
         if !self.chat.recovery_enabled() {
             return Ok((None, false));
         }
@@ -151,9 +188,14 @@ impl Gateway {
                 .get("offset")
                 .and_then(Value::as_str)
                 .and_then(parse_offset);
+            // A backend that keeps only lost sessions: a half-open previous
+            // connection on this node still holds it.
+            let live = (!self.chat.sessions_durable())
+                .then(|| live_session(&socket.namespace(), pid))
+                .flatten();
             if let Some(recovered) = self
                 .chat
-                .recover_session(pid, user_id, offset, channels)
+                .recover_session(pid, user_id, offset, channels, live)
                 .await?
             {
                 // The session's previous connection may still be half-open,
@@ -179,13 +221,13 @@ impl Gateway {
                 socket.skip_held(move |text| message_new_offset(text).is_some_and(|id| id <= last));
                 socket.set_pid(pid);
                 metrics::counter!("chatgate_sessions_recovered_total").increment(1);
-                return Ok((Some(pid.into()), true));
+                return Ok((Some(Recovery::new(pid, &recovered.record)), true));
             }
         }
         let pid = chatgate_sio::random_id();
-        self.chat.open_session(&pid, socket.id(), user_id).await?;
+        let record = self.chat.open_session(&pid, socket.id(), user_id).await?;
         socket.set_pid(&pid);
-        Ok((Some(pid.into()), false))
+        Ok((Some(Recovery::new(&pid, &record)), false))
     }
 
     /// Runs one client event, after counting it against the user's rate limit.
@@ -234,8 +276,17 @@ impl Gateway {
         if !subscribed {
             return Err(GatewayError::service_unavailable());
         }
-        if let Some(pid) = socket.data::<Session>().and_then(|s| s.pid.as_deref()) {
-            self.chat.note_session_join(pid, &joined.channel_id).await;
+        if let Some(recovery) = socket.data::<Session>().and_then(|s| s.recovery.as_ref())
+            && let Some(last) = self
+                .chat
+                .note_session_join(&recovery.pid, &joined.channel_id)
+                .await
+        {
+            recovery
+                .joined
+                .lock()
+                .get_or_insert_with(Box::default)
+                .insert(joined.channel_id.clone(), last);
         }
         let mut ack = json!({
             "channelId": joined.channel_id,
@@ -452,8 +503,9 @@ impl NamespaceHandler for Gateway {
                 reason = reason.as_str(),
                 "disconnected"
             );
-            if let Some(pid) = &session.pid {
-                self.chat.lose_session(pid).await;
+            if let Some(recovery) = &session.recovery {
+                let record = recovery.record(socket, user_id);
+                self.chat.lose_session(&recovery.pid, &record).await;
             }
             if let Some(offline) = self.chat.disconnect(user_id, socket.instance_id()).await {
                 // Membership outlives connections: announce, do not leave.
@@ -461,6 +513,16 @@ impl NamespaceHandler for Gateway {
             }
         })
     }
+}
+
+/// The session `pid` as a live connection of this node keeps it (a scan:
+/// only for a recovery attempt while the previous connection seems open).
+fn live_session(namespace: &Namespace, pid: &str) -> Option<SessionRecord> {
+    namespace.all().local_sockets().iter().find_map(|socket| {
+        let session = socket.data::<Session>()?;
+        let recovery = session.recovery.as_ref()?;
+        (*recovery.pid == *pid).then(|| recovery.record(socket, &session.identity.user_id))
+    })
 }
 
 /// Whether `pid` could be a session id this server handed out (22
@@ -486,7 +548,7 @@ fn message_new_offset(text: &str) -> Option<u64> {
 /// window, so a session outlives a crash of its node by the whole window
 /// and no more than a third longer.
 pub fn spawn_session_refresher(namespace: Namespace, chat: ChatService) {
-    if !chat.recovery_enabled() {
+    if !chat.recovery_enabled() || !chat.sessions_durable() {
         return;
     }
     let every = chat.session_refresh_interval();
@@ -499,7 +561,10 @@ pub fn spawn_session_refresher(namespace: Namespace, chat: ChatService) {
                 .all()
                 .local_sockets()
                 .iter()
-                .filter_map(|socket| socket.data::<Session>()?.pid.as_deref().map(str::to_owned))
+                .filter_map(|socket| {
+                    let recovery = socket.data::<Session>()?.recovery.as_ref()?;
+                    Some(recovery.pid.to_string())
+                })
                 .collect();
             if !pids.is_empty() {
                 chat.refresh_sessions(&pids).await;

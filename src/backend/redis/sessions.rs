@@ -18,6 +18,10 @@ fn ttl_ms(ttl: Duration) -> u64 {
 
 #[async_trait]
 impl SessionStore for RedisBackend {
+    fn durable(&self) -> bool {
+        true
+    }
+
     async fn open(
         &self,
         pid: &str,
@@ -83,7 +87,7 @@ impl SessionStore for RedisBackend {
         inner.observe(result)
     }
 
-    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<()> {
+    async fn note_join(&self, pid: &str, channel_id: &str) -> BackendResult<u64> {
         let inner = &self.inner;
         let result = async {
             let mut link = inner.link()?;
@@ -95,24 +99,24 @@ impl SessionStore for RedisBackend {
                 .query_async(&mut link)
                 .await
                 .map_err(backend_error)?;
+            let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
             let Some(json) = json else {
-                return Ok(());
+                return Ok(last);
             };
             let mut record: SessionRecord =
                 serde_json::from_str(&json).map_err(|err| unexpected("a stored session", &err))?;
-            let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
             record.joined.insert(channel_id.to_owned(), last);
             let json =
                 serde_json::to_string(&record).map_err(|err| unexpected("a session", &err))?;
-            let () = redis::cmd("SET")
+            redis::cmd("SET")
                 .arg(inner.keys.session(pid))
                 .arg(json)
                 .arg("KEEPTTL")
                 .arg("XX")
-                .query_async(&mut link)
+                .query_async::<Option<String>>(&mut link)
                 .await
                 .map_err(backend_error)?;
-            Ok(())
+            Ok(last)
         }
         .await;
         inner.observe(result)
