@@ -76,6 +76,9 @@ impl RedisNode {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "yes"])
+            // An ok ack promises the message is stored: on disk before the
+            // reply, so a kill -9 of Redis loses no acknowledged write.
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra);
