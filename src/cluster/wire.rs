@@ -776,7 +776,7 @@ mod tests {
         let channels = Channels::new("socket.io", "/");
         let payload = json!({"id": 0, "channelId": "general", "text": "hi"});
         let payload = payload.as_object().expect("an object");
-        let expected = r#"2["message:new",{"id":1796000000000001,"channelId":"general","text":"hi"},"1796000000000001"]"#;
+        let expected = r#"2["message:new",{"channelId":"general","id":1796000000000001,"text":"hi"},"1796000000000001"]"#;
         let (channel, parts) = ordered_event_parts(
             &channels,
             "/",
