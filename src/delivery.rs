@@ -145,7 +145,8 @@ pub fn publish_format(adapter: Arc<ClusterAdapter>) -> Arc<PublishFormat> {
 }
 
 /// How a node fills a gap in the ordered messages it received: the missed
-/// messages of the given rooms' channels, from history, as `message:new`
+/// messages of the given rooms' channels, from history (on a Redis Cluster
+/// from the recovery log: [`ChatService::replay`]), as `message:new`
 /// packets for the local sockets (see [`ClusterAdapter::set_gap_filler`]).
 /// The sender's own connection may get its message then too (history does
 /// not say which connection sent it).

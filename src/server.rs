@@ -37,6 +37,10 @@ struct AppState {
     backends: Backends,
 }
 
+/// How much longer than a lost connection stays recoverable the Redis
+/// Cluster's recovery log keeps a message (delivery delays, clocks).
+const RECOVERY_LOG_MARGIN: Duration = Duration::from_secs(60);
+
 /// The backends `config` asks for: Redis when configured (reached in the
 /// background, so an unreachable Redis does not stop the start), else memory.
 fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option<RedisNode>)> {
@@ -48,7 +52,21 @@ fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option
             // sweeps of dead nodes and re-registrations get announced.
             let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
             let (lost_tx, data_lost) = tokio::sync::mpsc::unbounded_channel();
+            // The ordered send on a Redis Cluster runs in the slot of the
+            // adapter's sharded channel, and its recovery log keeps every
+            // message a recoverable connection may have missed: sessions
+            // live a third longer than the window (see
+            // `ChatService::live_session_ttl`), plus delivery delays.
+            let cluster_options = ClusterOptions {
+                queue_capacity: config.cluster_queue_capacity,
+                ..ClusterOptions::default()
+            };
+            let shard_channel = cluster_options.broadcast_channel("/");
+            let log_keep =
+                config.recovery_window + config.recovery_window / 3 + RECOVERY_LOG_MARGIN;
             let options = RedisOptions::new(node_id)
+                .with_shard_channel(shard_channel)
+                .with_recovery_log_keep(log_keep)
                 .with_node_timeout(config.node_timeout)
                 .with_rate_limit_fail_open(config.rate_limit_fail_open)
                 .with_presence_changes(changes_tx)
@@ -56,11 +74,8 @@ fn backends(config: &Config, node_id: &str) -> std::io::Result<(Backends, Option
             let backend =
                 RedisBackend::connect(settings, options).map_err(|e| invalid(e.to_string()))?;
             let options = ClusterOptions {
-                queue_capacity: config.cluster_queue_capacity,
-                sequence_key: Some(
-                    crate::backend::redis::keys::Keys::new(&settings.key_prefix).message_id(),
-                ),
-                ..ClusterOptions::default()
+                sequence_key: Some(backend.sequence_key()),
+                ..cluster_options
             };
             let adapter = ClusterAdapter::start(settings, node_id, "/", options)
                 .map_err(|e| invalid(e.to_string()))?;

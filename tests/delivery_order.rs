@@ -3,7 +3,7 @@
 //! id order whichever nodes the senders are on, and a message sent after a
 //! `channel:join` ack reaches every tab of the user on every node. With the
 //! real `socket.io-client`, on one in-memory node and on three chatgate
-//! processes sharing one Redis.
+//! processes sharing one Redis or a Redis Cluster.
 
 mod cluster_support;
 mod support;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use cluster_support::Node;
+use cluster_support::{Node, RedisCluster};
 use support::chat::{ack, as_user, spawn_chatgate};
 use support::{NodeBridge, RedisServer, SioClient, default_timeout};
 
@@ -88,8 +88,9 @@ async fn one_node_delivers_concurrent_senders_in_id_order() {
     });
 }
 
-async fn three_nodes(url: &str) -> [Node; 3] {
-    let env = [("RATE_LIMITS", RATES)];
+async fn three_nodes(url: &str, env: &[(&str, &str)]) -> [Node; 3] {
+    let mut env = env.to_vec();
+    env.push(("RATE_LIMITS", RATES));
     let (a, b, c) = tokio::join!(
         Node::start(url, &env),
         Node::start(url, &env),
@@ -103,7 +104,18 @@ async fn three_nodes(url: &str) -> [Node; 3] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_deliver_every_channel_in_id_order() {
     let redis = RedisServer::start().await;
-    let nodes = three_nodes(&redis.url()).await;
+    in_id_order_suite(&redis.url(), &[]).await;
+}
+
+/// The same on a Redis Cluster (sharded pub/sub).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_a_redis_cluster_deliver_every_channel_in_id_order() {
+    let cluster = RedisCluster::start().await;
+    in_id_order_suite(&cluster.url(), &[("REDIS_CLUSTER", "true")]).await;
+}
+
+async fn in_id_order_suite(url: &str, env: &[(&str, &str)]) {
+    let nodes = three_nodes(url, env).await;
     let bridge = NodeBridge::spawn().await;
     let mut readers = Vec::new();
     let mut senders = Vec::new();
@@ -148,7 +160,18 @@ async fn three_nodes_deliver_every_channel_in_id_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_right_after_the_join_ack_reaches_every_tab() {
     let redis = RedisServer::start().await;
-    let nodes = three_nodes(&redis.url()).await;
+    join_race_suite(&redis.url(), &[]).await;
+}
+
+/// The same on a Redis Cluster (sharded pub/sub).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_message_right_after_the_join_ack_reaches_every_tab() {
+    let cluster = RedisCluster::start().await;
+    join_race_suite(&cluster.url(), &[("REDIS_CLUSTER", "true")]).await;
+}
+
+async fn join_race_suite(url: &str, env: &[(&str, &str)]) {
+    let nodes = three_nodes(url, env).await;
     let bridge = NodeBridge::spawn().await;
     let bob_here = bridge.connect_ok(&nodes[0].url(), as_user("bob")).await;
     let bob_there = bridge.connect_ok(&nodes[1].url(), as_user("bob")).await;

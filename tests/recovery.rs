@@ -2,8 +2,8 @@
 //! driven by the real `socket.io-client` and its own recovery code: the
 //! client keeps the `pid` of the CONNECT reply and the offset of the last
 //! `message:new`, and sends both when it reconnects. On one in-memory node,
-//! and across three chatgate processes on one Redis behind a balancer
-//! (another node, and a node killed with `kill -9`).
+//! and across three chatgate processes on one Redis or a Redis Cluster
+//! behind a balancer (another node, and a node killed with `kill -9`).
 
 mod cluster_support;
 mod support;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use cluster_support::{Balancer, Node};
+use cluster_support::{Balancer, Node, RedisCluster};
 use support::chat::{ack, as_user, spawn_chatgate};
 use support::{ConnectOptions, NodeBridge, RedisServer, SioClient, default_timeout};
 
@@ -64,9 +64,9 @@ async fn texts_until(client: &SioClient, last: &str) -> Vec<String> {
     }
 }
 
-/// A message while the client is connected, a cut, two while it is away,
-/// then it recovers: same id, `recovered`, exactly the two it missed, then
-/// live messages again.
+/// A message while the client is connected, a cut, two while it is away
+/// (in two channels: one offset covers both), then it recovers: same id,
+/// `recovered`, exactly the two it missed, then live messages again.
 async fn recovers_what_it_missed(
     bridge: &NodeBridge,
     bob_url: &str,
@@ -75,8 +75,10 @@ async fn recovers_what_it_missed(
 ) {
     let alice = bridge.connect_ok(alice_url, as_user("alice")).await;
     let bob = bridge.connect_ok(bob_url, reconnecting("bob")).await;
-    join(&alice, "room").await;
-    join(&bob, "room").await;
+    for channel in ["room", "side"] {
+        join(&alice, channel).await;
+        join(&bob, channel).await;
+    }
     send(&alice, "room", "before").await;
     assert_eq!(texts_until(&bob, "before").await, ["before"]);
     let sid = bob.id().to_owned();
@@ -84,7 +86,7 @@ async fn recovers_what_it_missed(
     cut(&bob).await;
     bob.next_disconnect().await;
     send(&alice, "room", "away 1").await;
-    send(&alice, "room", "away 2").await;
+    send(&alice, "side", "away 2").await;
 
     let resumed = bob.next_connect().await;
     assert_eq!(resumed.as_deref(), Some(sid.as_str()), "the same socket id");
@@ -205,20 +207,34 @@ async fn forged_and_unknown_pids_get_a_session_of_their_own() {
     assert_eq!(plain.pid().await, None, "recovery off: no pid");
 }
 
-async fn three_nodes(url: &str) -> [Node; 3] {
+async fn three_nodes(url: &str, env: &[(&str, &str)]) -> [Node; 3] {
     let (a, b, c) = tokio::join!(
-        Node::start(url, &[]),
-        Node::start(url, &[]),
-        Node::start(url, &[])
+        Node::start(url, env),
+        Node::start(url, env),
+        Node::start(url, env)
     );
     [a, b, c]
 }
+
+/// The environment of nodes on a Redis Cluster.
+const ON_A_CLUSTER: &[(&str, &str)] = &[("REDIS_CLUSTER", "true")];
 
 /// Cut on node A, reconnected through the balancer to node B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_recovers_on_another_node() {
     let redis = RedisServer::start().await;
-    let nodes = three_nodes(&redis.url()).await;
+    recovers_on_another_node(&redis.url(), &[]).await;
+}
+
+/// The same on a Redis Cluster (recovered from its recovery log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_cut_connection_recovers_on_another_node() {
+    let cluster = RedisCluster::start().await;
+    recovers_on_another_node(&cluster.url(), ON_A_CLUSTER).await;
+}
+
+async fn recovers_on_another_node(url: &str, env: &[(&str, &str)]) {
+    let nodes = three_nodes(url, env).await;
     let balancer = Balancer::start(vec![nodes[0].addr()]).await;
     let bridge = NodeBridge::spawn().await;
     recovers_what_it_missed(&bridge, &balancer.url(), &nodes[2].url(), async |bob| {
@@ -234,7 +250,18 @@ async fn a_cut_connection_recovers_on_another_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_a_killed_node_recovers_on_another() {
     let redis = RedisServer::start().await;
-    let mut nodes = three_nodes(&redis.url()).await;
+    killed_node_recovery(&redis.url(), &[]).await;
+}
+
+/// The same on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_client_of_a_killed_node_recovers_on_another() {
+    let cluster = RedisCluster::start().await;
+    killed_node_recovery(&cluster.url(), ON_A_CLUSTER).await;
+}
+
+async fn killed_node_recovery(url: &str, env: &[(&str, &str)]) {
+    let mut nodes = three_nodes(url, env).await;
     let balancer = Balancer::start(vec![nodes[0].addr()]).await;
     let bridge = NodeBridge::spawn().await;
     let alice = bridge.connect_ok(&nodes[2].url(), as_user("alice")).await;

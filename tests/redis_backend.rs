@@ -199,6 +199,7 @@ suite!(
     history_keeps_the_newest,
     history_expires_and_can_be_off,
     history_under_concurrent_sends,
+    ordered_send_and_log,
 );
 
 #[tokio::test]

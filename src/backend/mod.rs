@@ -263,9 +263,12 @@ pub trait HistoryStore: Send + Sync + 'static {
     /// [`record`](Self::record) does, and publishes it to every node with
     /// `template`, all in one atomic step: every node then receives the
     /// messages of all channels in id order, and a message is stored before
-    /// anyone can receive it. `Ok(None)` when this backend cannot (one
-    /// process in memory, where the caller keeps the order; a Redis Cluster,
-    /// where ids, history and pub/sub live in different slots).
+    /// anyone can receive it. On a Redis Cluster (ids, history and pub/sub
+    /// in different slots) the atomic step assigns, appends to the ordered
+    /// log ([`log_since`](Self::log_since)) and publishes, and the channel's
+    /// history is written next, before this returns. `Ok(None)` when this
+    /// backend cannot (one process in memory, where the caller keeps the
+    /// order).
     async fn append_and_publish(
         &self,
         _draft: &Message,
@@ -273,6 +276,18 @@ pub trait HistoryStore: Send + Sync + 'static {
         _policy: HistoryPolicy,
         _now_ms: u64,
     ) -> BackendResult<Option<Message>> {
+        Ok(None)
+    }
+
+    /// The ordered log: the messages of every channel with an id above
+    /// `after`, oldest first, at most `limit`; `complete` when none above
+    /// `after` was lost (cut by `limit`, dropped by the log's count bound).
+    /// Where the ordered send publishes a message before its channel's
+    /// history has it (a Redis Cluster), the log has it first, so gap fills
+    /// and recovery read it there. `Ok(None)` when this backend keeps no
+    /// such log: per-channel history is written before the message is
+    /// delivered (memory, one Redis), and is read instead.
+    async fn log_since(&self, _after: u64, _limit: usize) -> BackendResult<Option<Missed>> {
         Ok(None)
     }
 

@@ -71,7 +71,9 @@ pub struct ClusterOptions {
     /// The key of the last message id handed out, when Redis publishes the
     /// ordered messages: after (re)subscribing, and at every check, the
     /// subscriber publishes it as a sequence probe, so a missed tail of the
-    /// ordered messages shows (and is filled from history).
+    /// ordered messages shows (and is filled from history, or the recovery
+    /// log on a Redis Cluster). On a Redis Cluster it must be in the slot
+    /// of the sharded channel (`RedisBackend::sequence_key`).
     pub sequence_key: Option<String>,
 }
 
@@ -83,6 +85,14 @@ impl Default for ClusterOptions {
             watchdog_interval: Duration::from_secs(1),
             sequence_key: None,
         }
+    }
+}
+
+impl ClusterOptions {
+    /// The broadcast channel of namespace `nsp`: on a Redis Cluster, the
+    /// one sharded channel the nodes talk on (`socket.io#/#`).
+    pub fn broadcast_channel(&self, nsp: &str) -> String {
+        wire::Channels::new(&self.channel_prefix, nsp).broadcast
     }
 }
 
@@ -347,16 +357,25 @@ impl Shared {
         }
     }
 
-    /// Applies a sharded message.
-    fn on_sharded(&self, payload: &[u8]) {
+    /// Applies a sharded message; ordered sends and sequence probes as
+    /// [`on_broadcast`](Self::on_broadcast) does.
+    async fn on_sharded(&self, payload: &[u8]) {
         match wire::decode_sharded(payload, &self.nsp) {
             Some((uid, _)) if uid == self.uid => {}
-            Some((_, wire::Sharded::Broadcast(packet, opts))) => {
+            Some((_, wire::Sharded::Broadcast(packet, opts, sequence))) => {
                 self.stats.received.fetch_add(1, Ordering::Relaxed);
+                if let Some((prev, seq)) = sequence
+                    && !self.in_sequence(prev, seq).await
+                {
+                    return;
+                }
                 self.local.broadcast(&packet, &opts);
             }
             Some((_, wire::Sharded::Request(request))) => self.apply(request),
-            None => tracing::debug!("ignored a sharded message chatgate does not serve"),
+            None => match wire::decode_sharded_probe(payload) {
+                Some(last) => self.on_probe(last).await,
+                None => tracing::debug!("ignored a sharded message chatgate does not serve"),
+            },
         }
     }
 
@@ -387,7 +406,7 @@ impl Shared {
             return true;
         };
         if push.kind == PushKind::SMessage {
-            self.on_sharded(&payload);
+            self.on_sharded(&payload).await;
         } else if channel == self.channels.request.as_bytes() {
             self.on_request(&payload);
         } else if channel.starts_with(self.channels.broadcast.as_bytes()) {
@@ -521,7 +540,7 @@ impl ClusterAdapter {
             lost,
             wake,
             options.watchdog_interval,
-            options.sequence_key.filter(|_| !settings.cluster),
+            options.sequence_key,
         ));
         tracing::info!(
             uid,
@@ -547,9 +566,9 @@ impl ClusterAdapter {
 
     /// `event` to `room` (except the socket `except`) as the ordered send
     /// publishes it from inside Redis: the channel and the payload around
-    /// the gaps Redis fills (see `wire::ordered_event_parts`). `None` on a
-    /// Redis Cluster (sharded pub/sub; no ordered send there) or when
-    /// `payload` lacks `gap_field`.
+    /// the gaps Redis fills (see `wire::ordered_event_parts`): classic
+    /// pub/sub on one Redis, the sharded channel on a Redis Cluster. `None`
+    /// when `payload` lacks `gap_field`.
     pub fn ordered_event_parts(
         &self,
         room: &str,
@@ -558,9 +577,6 @@ impl ClusterAdapter {
         payload: &serde_json::Map<String, serde_json::Value>,
         gap_field: &str,
     ) -> Option<(String, [Vec<u8>; 5])> {
-        if self.shared.sharded {
-            return None;
-        }
         wire::ordered_event_parts(
             &self.shared.channels,
             &self.shared.nsp,
@@ -569,6 +585,7 @@ impl ClusterAdapter {
             event,
             payload,
             gap_field,
+            self.shared.sharded,
         )
     }
 
@@ -617,9 +634,10 @@ impl Link {
         }
     }
 
-    /// `PUBLISH channel payload` (classic pub/sub).
-    async fn publish(&mut self, channel: &str, payload: Vec<u8>) -> RedisResult<()> {
-        let publish = redis::cmd("PUBLISH").arg(channel).arg(payload).clone();
+    /// `PUBLISH channel payload`, or `SPUBLISH` when `sharded`.
+    async fn publish(&mut self, channel: &str, payload: Vec<u8>, sharded: bool) -> RedisResult<()> {
+        let command = if sharded { "SPUBLISH" } else { "PUBLISH" };
+        let publish = redis::cmd(command).arg(channel).arg(payload).clone();
         match self {
             Link::Single(c) => publish.query_async::<Value>(c).await.map(drop),
             Link::Cluster(c) => publish.query_async::<Value>(c).await.map(drop),
@@ -894,8 +912,14 @@ async fn probe(
     let mut link = source.link(cached).await?;
     let last: Option<String> = link.get(key).await?;
     let last = last.and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
-    if let Some(payload) = wire::encode_probe(last) {
-        link.publish(&channels.broadcast, payload).await?;
+    // On a Redis Cluster the counter and the shard channel share a slot, so
+    // the probe follows every message with that id or lower there too.
+    let (sharded, payload) = match link {
+        Link::Single(_) => (false, wire::encode_probe(last)),
+        Link::Cluster(_) => (true, wire::encode_sharded_probe(last)),
+    };
+    if let Some(payload) = payload {
+        link.publish(&channels.broadcast, payload, sharded).await?;
     }
     Ok(())
 }

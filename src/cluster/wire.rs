@@ -129,12 +129,13 @@ fn key(name: &str) -> Mp {
 pub(crate) const ORDERED_UID: &str = "chatgate-ordered";
 
 /// An event to one room, encoded as a broadcast in the adapter's format
-/// (classic pub/sub) around five gaps that only Redis can fill (see
-/// `backend::PublishTemplate`): the payload's `gap_field` (its first
-/// entry), the offset (the event's last argument), and in the options the
-/// previous id (`prev`) and the id again (`seq`), which receivers use to
-/// notice a gap. Returns the channel and the parts; `None` if `payload`
-/// lacks `gap_field`.
+/// (classic pub/sub, or with `sharded` the sharded adapter's) around five
+/// gaps that only Redis can fill (see `backend::PublishTemplate`): the
+/// payload's `gap_field` (its first entry), the offset (the event's last
+/// argument), and in the options the previous id (`prev`) and the id again
+/// (`seq`), which receivers use to notice a gap. Returns the channel and
+/// the parts; `None` if `payload` lacks `gap_field`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn ordered_event_parts(
     channels: &Channels,
     nsp: &str,
@@ -143,16 +144,32 @@ pub(crate) fn ordered_event_parts(
     event: &str,
     payload: &Map<String, Value>,
     gap_field: &str,
+    sharded: bool,
 ) -> Option<(String, [Vec<u8>; 5])> {
     use rmp::encode::{write_array_len, write_map_len, write_str, write_uint};
     if !payload.contains_key(gap_field) {
         return None;
     }
     let len = |n: usize| u32::try_from(n).ok();
-    // [uid, {type: 2, data: [event, {gap_field: ID, ...}, OFFSET], nsp}, opts]
     let mut head = Vec::with_capacity(64);
-    write_array_len(&mut head, 3).ok()?;
-    write_str(&mut head, ORDERED_UID).ok()?;
+    if sharded {
+        // {uid, nsp, type: 3, data: {packet: {type: 2, data: [event,
+        // {gap_field: ID, ...}, OFFSET], nsp}, opts}}
+        write_map_len(&mut head, 4).ok()?;
+        write_str(&mut head, "uid").ok()?;
+        write_str(&mut head, ORDERED_UID).ok()?;
+        write_str(&mut head, "nsp").ok()?;
+        write_str(&mut head, nsp).ok()?;
+        write_str(&mut head, "type").ok()?;
+        write_uint(&mut head, SHARDED_BROADCAST).ok()?;
+        write_str(&mut head, "data").ok()?;
+        write_map_len(&mut head, 2).ok()?;
+        write_str(&mut head, "packet").ok()?;
+    } else {
+        // [uid, {type: 2, data: [event, {gap_field: ID, ...}, OFFSET], nsp}, opts]
+        write_array_len(&mut head, 3).ok()?;
+        write_str(&mut head, ORDERED_UID).ok()?;
+    }
     write_map_len(&mut head, 3).ok()?;
     write_str(&mut head, "type").ok()?;
     write_uint(&mut head, 2).ok()?;
@@ -166,10 +183,14 @@ pub(crate) fn ordered_event_parts(
         write_str(&mut fields, name).ok()?;
         rmpv::encode::write_value(&mut fields, &json_to_mp(value, &[])).ok()?;
     }
-    // ... nsp}, {rooms, except, flags, prev: PREV, seq: ID}]
+    // ... nsp}, {rooms, except, flags, prev: PREV, seq: ID}] (sharded:
+    // `opts: {...}}}`)
     let mut tail = Vec::with_capacity(64);
     write_str(&mut tail, "nsp").ok()?;
     write_str(&mut tail, nsp).ok()?;
+    if sharded {
+        write_str(&mut tail, "opts").ok()?;
+    }
     write_map_len(&mut tail, 5).ok()?;
     write_str(&mut tail, "rooms").ok()?;
     rmpv::encode::write_value(&mut tail, &rooms_mp(&[Room::from(room)])).ok()?;
@@ -181,7 +202,11 @@ pub(crate) fn ordered_event_parts(
     write_str(&mut tail, "prev").ok()?;
     let mut seq = Vec::with_capacity(4);
     write_str(&mut seq, "seq").ok()?;
-    let channel = format!("{}{room}#", channels.broadcast);
+    let channel = if sharded {
+        channels.broadcast.clone()
+    } else {
+        format!("{}{room}#", channels.broadcast)
+    };
     Some((channel, [head, fields, tail, seq, Vec::new()]))
 }
 
@@ -209,6 +234,29 @@ pub(crate) fn encode_probe(last: u64) -> Option<Vec<u8>> {
         ]),
     ]);
     encode(&message)
+}
+
+/// A sequence probe in the sharded adapter's format: a message of a
+/// namespace no application has (Node servers ignore it), `{uid, nsp, type:
+/// 3, data: {seq}}`.
+pub(crate) fn encode_sharded_probe(last: u64) -> Option<Vec<u8>> {
+    encode(&Mp::Map(vec![
+        (key("uid"), Mp::from(ORDERED_UID)),
+        (key("nsp"), Mp::from(PROBE_NSP)),
+        (key("type"), Mp::from(SHARDED_BROADCAST)),
+        (key("data"), Mp::Map(vec![(key("seq"), Mp::from(last))])),
+    ]))
+}
+
+/// The id a sharded sequence probe announces; `None` for anything else.
+pub(crate) fn decode_sharded_probe(payload: &[u8]) -> Option<u64> {
+    let message = decode(payload)?;
+    if get(&message, "uid")?.as_str() != Some(ORDERED_UID)
+        || get(&message, "nsp")?.as_str() != Some(PROBE_NSP)
+    {
+        return None;
+    }
+    get(get(&message, "data")?, "seq")?.as_u64()
 }
 
 /// The id a sequence probe announces; `None` for anything else.
@@ -391,19 +439,20 @@ pub(crate) fn decode_broadcast(payload: &[u8], nsp: &str) -> Option<IncomingBroa
     };
     let packet = parts.next()?;
     let opts = parts.next()?;
-    let sequence = match (
-        get(&opts, "prev").and_then(Mp::as_u64),
-        get(&opts, "seq").and_then(Mp::as_u64),
-    ) {
-        (Some(prev), Some(seq)) => Some((prev, seq)),
-        _ => None,
-    };
     Some(IncomingBroadcast {
         uid,
         opts: options_of(&opts)?,
         packet: packet_of(packet, nsp)?,
-        sequence,
+        sequence: sequence_of(&opts),
     })
+}
+
+/// `(prev, seq)` of an ordered send, from its options.
+fn sequence_of(opts: &Mp) -> Option<(u64, u64)> {
+    Some((
+        get(opts, "prev").and_then(Mp::as_u64)?,
+        get(opts, "seq").and_then(Mp::as_u64)?,
+    ))
 }
 
 /// The selection of `{rooms, except, flags}`; `None` when malformed or
@@ -623,8 +672,8 @@ pub(crate) fn encode_sharded(uid: &str, nsp: &str, message: Outgoing<'_>) -> Opt
 /// A sharded message received.
 #[derive(Debug)]
 pub(crate) enum Sharded {
-    /// A broadcast.
-    Broadcast(BroadcastPacket, BroadcastOptions),
+    /// A broadcast; `(prev, seq)` of an ordered send.
+    Broadcast(BroadcastPacket, BroadcastOptions, Option<(u64, u64)>),
     /// A room or disconnect request.
     Request(Request),
 }
@@ -671,8 +720,10 @@ pub(crate) fn decode_sharded(payload: &[u8], nsp: &str) -> Option<(String, Shard
             if get(&data, "requestId").is_some() {
                 return None;
             }
-            let opts = options_of(get(&data, "opts")?)?;
-            Sharded::Broadcast(packet_of(take(data, "packet")?, nsp)?, opts)
+            let opts_value = get(&data, "opts")?;
+            let opts = options_of(opts_value)?;
+            let sequence = sequence_of(opts_value);
+            Sharded::Broadcast(packet_of(take(data, "packet")?, nsp)?, opts, sequence)
         }
         SHARDED_JOIN => Sharded::Request(Request::Join(
             selection(&data)?,
@@ -701,6 +752,86 @@ mod tests {
     }
 
     use super::*;
+
+    /// Fills an ordered template as the send scripts do.
+    fn fill(parts: &[Vec<u8>; 5], id: u64, prev: u64) -> Vec<u8> {
+        let uint = |n: u64| [&[0xcf][..], &n.to_be_bytes()].concat();
+        let offset = [&[0xb0][..], format!("{id:016}").as_bytes()].concat();
+        [
+            parts[0].clone(),
+            uint(id),
+            parts[1].clone(),
+            offset,
+            parts[2].clone(),
+            uint(prev),
+            parts[3].clone(),
+            uint(id),
+            parts[4].clone(),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn ordered_templates_decode_in_both_formats() {
+        let channels = Channels::new("socket.io", "/");
+        let payload = json!({"id": 0, "channelId": "general", "text": "hi"});
+        let payload = payload.as_object().expect("an object");
+        let expected = r#"2["message:new",{"channelId":"general","id":1796000000000001,"text":"hi"},"1796000000000001"]"#;
+        let (channel, parts) = ordered_event_parts(
+            &channels,
+            "/",
+            "general",
+            Some("sid1"),
+            "message:new",
+            payload,
+            "id",
+            false,
+        )
+        .expect("a template");
+        assert_eq!(channel, "socket.io#/#general#");
+        let classic = fill(&parts, 1_796_000_000_000_001, 7);
+        let incoming = decode_broadcast(&classic, "/").expect("decodes");
+        assert_eq!(incoming.uid, ORDERED_UID);
+        assert_eq!(incoming.packet.text(), expected);
+        assert_eq!(incoming.opts, opts(&["general"], &["sid1"]));
+        assert_eq!(incoming.sequence, Some((7, 1_796_000_000_000_001)));
+
+        let (channel, parts) = ordered_event_parts(
+            &channels,
+            "/",
+            "general",
+            Some("sid1"),
+            "message:new",
+            payload,
+            "id",
+            true,
+        )
+        .expect("a template");
+        assert_eq!(channel, "socket.io#/#");
+        let sharded = fill(&parts, 1_796_000_000_000_001, 7);
+        match decode_sharded(&sharded, "/") {
+            Some((uid, Sharded::Broadcast(packet, o, sequence))) => {
+                assert_eq!(uid, ORDERED_UID);
+                assert_eq!(packet.text(), expected);
+                assert_eq!(o, opts(&["general"], &["sid1"]));
+                assert_eq!(sequence, Some((7, 1_796_000_000_000_001)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode_sharded(&sharded, "/other").is_none());
+    }
+
+    #[test]
+    fn sharded_probes_round_trip_and_stay_out_of_every_namespace() {
+        let payload = encode_sharded_probe(1_796_000_000_000_000).expect("encodes");
+        assert_eq!(decode_sharded_probe(&payload), Some(1_796_000_000_000_000));
+        assert!(decode_sharded(&payload, "/").is_none());
+        let packet = BroadcastPacket::from_parts(r#"2["typing",{"a":1}]"#, vec![]);
+        let o = opts(&["general"], &[]);
+        let broadcast =
+            encode_sharded("n1", "/", Outgoing::Broadcast(&packet, &o)).expect("encodes");
+        assert!(decode_sharded_probe(&broadcast).is_none());
+    }
 
     fn opts(rooms: &[&str], except: &[&str]) -> BroadcastOptions {
         BroadcastOptions {
@@ -768,7 +899,7 @@ mod tests {
         let o = opts(&["general"], &["sid"]);
         let bytes = encode_sharded("n1", "/", Outgoing::Broadcast(&packet, &o)).expect("encodes");
         match decode_sharded(&bytes, "/") {
-            Some((uid, Sharded::Broadcast(p, decoded))) => {
+            Some((uid, Sharded::Broadcast(p, decoded, None))) => {
                 assert_eq!(uid, "n1");
                 assert_eq!(p.text(), packet.text());
                 assert_eq!(decoded, o);

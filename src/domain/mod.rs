@@ -22,6 +22,10 @@ use crate::protocol::{
 };
 use std::collections::HashMap;
 
+/// The most messages one replay reads from an ordered log (the Redis
+/// Cluster's recovery log keeps no more than this by default).
+const RECOVERY_LOG_LIMIT: usize = 100_000;
+
 /// The limits the domain enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -378,6 +382,9 @@ impl ChatService {
             });
         }
         let now = now_ms();
+        if let Some(logged) = self.replay_log(from, before, now).await? {
+            return Ok(logged);
+        }
         let reads = from.iter().map(|(channel, after)| {
             self.backends
                 .history
@@ -397,6 +404,58 @@ impl ChatService {
         }
         messages.sort_by_key(|m| m.id);
         Ok(Missed { messages, complete })
+    }
+
+    /// [`replay`](Self::replay) from the backend's ordered log, where it
+    /// keeps one ([`HistoryStore::log_since`]): the log's messages of
+    /// `channels`, under the limits history has (at most
+    /// [`HistoryPolicy::size`] per channel, none past the TTL; beyond them
+    /// the replay is incomplete, as from history).
+    async fn replay_log(
+        &self,
+        from: &[(String, u64)],
+        before: Option<u64>,
+        now: u64,
+    ) -> GatewayResult<Option<Missed>> {
+        let Some(first) = from.iter().map(|(_, after)| *after).min() else {
+            return Ok(None);
+        };
+        let Some(logged) = self
+            .backends
+            .history
+            .log_since(first, RECOVERY_LOG_LIMIT)
+            .await
+            .map_err(backend_failure)?
+        else {
+            return Ok(None);
+        };
+        let wanted: HashMap<&str, u64> = from
+            .iter()
+            .map(|(channel, after)| (channel.as_str(), *after))
+            .collect();
+        let cutoff_ms = self.history.cutoff_ms(now);
+        let mut per_channel: HashMap<&str, usize> = HashMap::new();
+        let mut complete = logged.complete;
+        let mut messages = Vec::new();
+        for message in logged.messages {
+            if before.is_some_and(|before| message.id >= before) {
+                break;
+            }
+            let Some((&channel, &after)) = wanted.get_key_value(message.channel_id.as_str()) else {
+                continue;
+            };
+            if message.id <= after {
+                continue;
+            }
+            let count = per_channel.entry(channel).or_default();
+            *count += 1;
+            if message.ts < cutoff_ms || *count > self.history.size {
+                complete = false;
+                continue;
+            }
+            messages.push(message);
+        }
+        Ok(Some(Missed { messages, complete }))
     }
 
     /// `channel:history`: a page of a channel's history; needs membership.

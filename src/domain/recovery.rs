@@ -6,11 +6,14 @@
 //! delivered before the CONNECT reply.
 //!
 //! Why one offset is enough: every connection receives the messages of all
-//! its channels in id order (one Redis publishes them in id order from
-//! inside the script that assigns the ids; one process takes turns), so the
-//! id of the last message received says that everything below it arrived
-//! and nothing above it did. The missed messages are then those of the
-//! user's channels with a higher id, read from history. Nothing about the
+//! its channels in id order (Redis publishes them in id order from inside
+//! the script that assigns the ids, on one Redis and, through the sharded
+//! channel's slot, on a Redis Cluster; one process takes turns), so the id
+//! of the last message received says that everything below it arrived and
+//! nothing above it did. The missed messages are then those of the user's
+//! channels with a higher id, read from history (on a Redis Cluster from
+//! the recovery log, which has a message before anyone receives it; see
+//! [`ChatService::replay`]). Nothing about the
 //! session lives only in one node's memory: the session record is in the
 //! backend, membership is the user's, messages are in history, so a crashed
 //! node's clients recover on the others.

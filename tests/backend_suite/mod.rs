@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chatgate::backend::{
     Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, HistoryPolicy, JoinOutcome,
-    RateQuota,
+    PublishTemplate, RateQuota,
 };
 use chatgate::clock::now_ms;
 use chatgate::protocol::{Message, PresenceStatus};
@@ -708,4 +708,58 @@ pub(crate) async fn history_under_concurrent_sends(b: Backends) {
             .expect("stats"),
         vec![(t + 39, 1)]
     );
+}
+
+/// The ordered send: where a backend can (Redis, one server or a Cluster)
+/// it assigns increasing ids and the message is in its channel's history
+/// when the call returns; where it keeps an ordered log (a Redis Cluster,
+/// in the slot of the sharded pub/sub channel) the log holds every channel's
+/// messages after an id, in id order, exactly.
+pub(crate) async fn ordered_send_and_log(b: Backends) {
+    let t = now_ms();
+    let template = PublishTemplate {
+        channel: "socket.io#/#".to_owned(),
+        parts: Default::default(),
+    };
+    let mut sent = Vec::new();
+    for (i, channel) in ["a", "b", "a"].into_iter().enumerate() {
+        let draft = message(channel, 0, t + i as u64);
+        match b
+            .history
+            .append_and_publish(&draft, &template, POLICY, t + i as u64)
+            .await
+            .expect("ordered send")
+        {
+            Some(sent_message) => {
+                assert_eq!(sent_message.text, draft.text);
+                sent.push(sent_message);
+            }
+            // The in-memory backend: the caller keeps the order.
+            None => return,
+        }
+    }
+    assert!(sent.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    let a = b
+        .history
+        .since("a", 0, 10, POLICY, t + 3)
+        .await
+        .expect("since");
+    assert_eq!(ids(&a.messages), [sent[0].id, sent[2].id]);
+    let Some(log) = b.history.log_since(0, 10).await.expect("log") else {
+        return;
+    };
+    assert_eq!(log.messages, sent);
+    assert!(log.complete);
+    let after_first = b.history.log_since(sent[0].id, 10).await.expect("log");
+    let after_first = after_first.expect("a log");
+    assert_eq!(ids(&after_first.messages), [sent[1].id, sent[2].id]);
+    assert!(after_first.complete);
+    let cut = b
+        .history
+        .log_since(0, 2)
+        .await
+        .expect("log")
+        .expect("a log");
+    assert_eq!(ids(&cut.messages), [sent[0].id, sent[1].id]);
+    assert!(!cut.complete, "cut by the limit");
 }

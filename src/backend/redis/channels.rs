@@ -182,7 +182,7 @@ impl ChannelStore for RedisBackend {
             // Two slots (the global id, the channel): both requests at once.
             let mut id_link = link.clone();
             let mut touch_link = link.clone();
-            let id_key = inner.keys.message_id();
+            let id_key = inner.counter_key();
             let meta_key = inner.keys.channel_meta(channel_id);
             let mut id_call = scripts::NEXT_MESSAGE_ID.key(id_key);
             id_call.arg(now_ms);
@@ -208,7 +208,7 @@ impl ChannelStore for RedisBackend {
         let result = async {
             let link = inner.link()?;
             let id: String = scripts::NEXT_MESSAGE_ID
-                .key(inner.keys.message_id())
+                .key(inner.counter_key())
                 .arg(now_ms)
                 .invoke_async(&mut link.clone())
                 .await

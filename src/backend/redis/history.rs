@@ -1,7 +1,8 @@
 //! Message history on Redis: one ZSET per channel (message JSON scored by
 //! id) and its floor, both in the channel's slot, written and read by the
 //! `record_message`, `history_since` and `history_before` scripts (one
-//! request each). `docs/redis.md` says why a ZSET and what it costs.
+//! request each). On a Redis Cluster, also the recovery log in the shard
+//! channel's slot (`send_sharded`, `log_since`). `docs/redis.md` says why a ZSET and what it costs.
 
 use async_trait::async_trait;
 
@@ -23,6 +24,70 @@ fn parse_messages(entries: impl IntoIterator<Item = String>) -> BackendResult<Ve
 
 /// How a message's JSON starts: its id is the first field.
 const JSON_ID_PREFIX: &str = "{\"id\":";
+
+/// A draft message's JSON (its id 0).
+fn draft_json(draft: &Message) -> BackendResult<String> {
+    serde_json::to_string(draft).map_err(|err| unexpected("message to store", &err))
+}
+
+/// `{"id":0,...}` without `{"id":0`: the ordered scripts write the id in
+/// front of the rest.
+fn json_after_id(json: &str) -> BackendResult<&str> {
+    json.strip_prefix(JSON_ID_PREFIX)
+        .and_then(|r| r.strip_prefix('0'))
+        .ok_or_else(|| BackendError::Internal("a message's JSON does not start with its id".into()))
+}
+
+impl RedisBackend {
+    /// The ordered send on a Redis Cluster, in two steps: `send_sharded`
+    /// assigns the id, appends the message to the recovery log and
+    /// publishes it on the shard channel (its slot, one request); then
+    /// `record_message` writes the channel's history (the channel's slot,
+    /// one request). A message whose second step fails was delivered and is
+    /// in the log, but the send reports the failure.
+    async fn append_and_publish_sharded(
+        &self,
+        draft: &Message,
+        template: &PublishTemplate,
+        policy: HistoryPolicy,
+        now_ms: u64,
+    ) -> BackendResult<Option<Message>> {
+        let inner = &self.inner;
+        let result = async {
+            let json = draft_json(draft)?;
+            let rest = json_after_id(&json)?;
+            let link = inner.link()?;
+            let shard = &template.channel;
+            let mut invocation = scripts::SEND_SHARDED.prepare_invoke();
+            invocation
+                .key(inner.keys.shard_message_id(shard))
+                .key(inner.keys.shard_log(shard))
+                .key(inner.keys.shard_log_floor(shard))
+                .arg(now_ms)
+                .arg(rest)
+                .arg(u64::try_from(inner.options.recovery_log_keep.as_millis()).unwrap_or(u64::MAX))
+                .arg(inner.options.recovery_log_cap.max(1))
+                .arg(shard);
+            for part in &template.parts {
+                invocation.arg(part.as_slice());
+            }
+            let id: String = invocation
+                .invoke_async(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            id.parse::<u64>()
+                .map_err(|err| unexpected("message id", &err))
+        }
+        .await;
+        let id = inner.observe(result)?;
+        let message = Message {
+            id,
+            ..draft.clone()
+        };
+        self.record(&message, policy, now_ms).await?;
+        Ok(Some(message))
+    }
+}
 
 #[async_trait]
 impl HistoryStore for RedisBackend {
@@ -65,18 +130,13 @@ impl HistoryStore for RedisBackend {
     ) -> BackendResult<Option<Message>> {
         let inner = &self.inner;
         if inner.cluster {
-            return Ok(None);
+            return self
+                .append_and_publish_sharded(draft, template, policy, now_ms)
+                .await;
         }
         let result = async {
-            let json =
-                serde_json::to_string(draft).map_err(|err| unexpected("message to store", &err))?;
-            // `{"id":0,...}`: the script writes the id in front of the rest.
-            let rest = json
-                .strip_prefix(JSON_ID_PREFIX)
-                .and_then(|r| r.strip_prefix('0'))
-                .ok_or_else(|| {
-                    BackendError::Internal("a message's JSON does not start with its id".into())
-                })?;
+            let json = draft_json(draft)?;
+            let rest = json_after_id(&json)?;
             let link = inner.link()?;
             let mut invocation = scripts::SEND_ORDERED.prepare_invoke();
             invocation
@@ -103,6 +163,40 @@ impl HistoryStore for RedisBackend {
             Ok(Some(Message {
                 id,
                 ..draft.clone()
+            }))
+        }
+        .await;
+        inner.observe(result)
+    }
+
+    async fn log_since(&self, after: u64, limit: usize) -> BackendResult<Option<Missed>> {
+        let inner = &self.inner;
+        if !inner.cluster {
+            return Ok(None);
+        }
+        let result = async {
+            let link = inner.link()?;
+            let shard = &inner.options.shard_channel;
+            let reply: Vec<String> = scripts::LOG_SINCE
+                .key(inner.keys.shard_log(shard))
+                .key(inner.keys.shard_log_floor(shard))
+                .key(inner.keys.shard_message_id(shard))
+                .arg(after)
+                .arg(limit.saturating_add(1))
+                .invoke_async(&mut link.clone())
+                .await
+                .map_err(backend_error)?;
+            let mut reply = reply.into_iter();
+            let floor = reply.next().unwrap_or_default();
+            let floor = floor
+                .parse::<u64>()
+                .map_err(|_| unexpected("recovery log floor", &floor))?;
+            let mut messages = parse_messages(reply)?;
+            let cut = messages.len() > limit;
+            messages.truncate(limit);
+            Ok(Some(Missed {
+                messages,
+                complete: !cut && floor <= after,
             }))
         }
         .await;

@@ -14,7 +14,10 @@
 //! | `P:{c:<channel>}:history` | ZSET | the channel's kept messages: member = the `message:new` JSON, score = message id; expires when the channel is quiet for `HISTORY_TTL_MS` |
 //! | `P:{c:<channel>}:history:floor` | STRING | the highest message id the history may have lost (trimmed, expired); expires with the history |
 //! | `P:online` | ZSET | index of online users (score 0, so it lists them sorted) |
-//! | `P:msgid` | STRING | the last message id handed out |
+//! | `P:msgid` | STRING | the last message id handed out (one Redis) |
+//! | `P:{<shard channel>}:msgid` | STRING | the last message id handed out (Redis Cluster: in the slot of the sharded pub/sub channel, `socket.io#/#`) |
+//! | `P:{<shard channel>}:log` | ZSET | Redis Cluster: the recovery log, every message of every channel (member = the `message:new` JSON, score = id), kept for the recovery window and a margin, at most a fixed count |
+//! | `P:{<shard channel>}:log:floor` | STRING | the highest id the recovery log may have lost (cut by its count, or from before the log existed) |
 //! | `P:node:<node>` | STRING | heartbeat of a node (expires when the node stops) |
 //! | `P:nodes` | ZSET | every node, scored by when its heartbeat runs out (ms) |
 //! | `P:{n:<node>}:conns` | HASH | the node's connections: connection id -> user id (to sweep a dead node) |
@@ -24,6 +27,9 @@
 //! slot, so each Lua script touches exactly one slot. User ids are free text
 //! (a JWT `sub`), so `%`, `{` and `}` in them are percent-encoded: a user id
 //! can never end a hash tag early or collide with another user's keys.
+//! The keys of the ordered send on a Redis Cluster are tagged with what
+//! Redis hashes of the sharded pub/sub channel, so the script that writes
+//! them may `SPUBLISH` on that channel (same slot).
 
 /// Builds key names under one prefix.
 #[derive(Debug, Clone)]
@@ -124,6 +130,30 @@ impl Keys {
         format!("{}msgid", self.prefix)
     }
 
+    /// The last message id handed out on a Redis Cluster (STRING), in the
+    /// slot of the sharded pub/sub channel `shard_channel`.
+    pub fn shard_message_id(&self, shard_channel: &str) -> String {
+        self.shard(shard_channel, "msgid")
+    }
+
+    /// The recovery log on a Redis Cluster (ZSET: message JSON scored by
+    /// id), in the slot of `shard_channel`.
+    pub fn shard_log(&self, shard_channel: &str) -> String {
+        self.shard(shard_channel, "log")
+    }
+
+    /// The highest id the recovery log may have lost (STRING), in the slot
+    /// of `shard_channel`.
+    pub fn shard_log_floor(&self, shard_channel: &str) -> String {
+        self.shard(shard_channel, "log:floor")
+    }
+
+    /// A key in the slot of pub/sub channel `channel`: tagged with what
+    /// Redis hashes of the channel's name (its own hash tag, if it has one).
+    fn shard(&self, channel: &str, suffix: &str) -> String {
+        format!("{}{{{}}}:{suffix}", self.prefix, hash_tag(channel))
+    }
+
     /// The heartbeat of node `node_id` (STRING with a TTL).
     pub fn node(&self, node_id: &str) -> String {
         format!("{}node:{}", self.prefix, encode(node_id))
@@ -140,21 +170,21 @@ impl Keys {
     }
 }
 
+/// What Redis Cluster hashes of a key or channel name: the text between the
+/// first `{` and the next `}`, when not empty; else all of it.
+fn hash_tag(key: &str) -> &str {
+    let Some(open) = key.find('{') else {
+        return key;
+    };
+    match key[open + 1..].find('}') {
+        Some(0) | None => key,
+        Some(len) => &key[open + 1..open + 1 + len],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The hash tag Redis Cluster hashes: the text between the first `{` and
-    /// the next `}`, when not empty.
-    fn hash_tag(key: &str) -> &str {
-        let Some(open) = key.find('{') else {
-            return key;
-        };
-        match key[open + 1..].find('}') {
-            Some(0) | None => key,
-            Some(len) => &key[open + 1..open + 1 + len],
-        }
-    }
 
     #[test]
     fn key_names_are_pinned() {
@@ -175,6 +205,19 @@ mod tests {
         );
         assert_eq!(keys.online_index(), "chatgate:online");
         assert_eq!(keys.message_id(), "chatgate:msgid");
+        assert_eq!(
+            keys.shard_message_id("socket.io#/#"),
+            "chatgate:{socket.io#/#}:msgid"
+        );
+        assert_eq!(
+            keys.shard_log("socket.io#/#"),
+            "chatgate:{socket.io#/#}:log"
+        );
+        assert_eq!(
+            keys.shard_log_floor("socket.io#/#"),
+            "chatgate:{socket.io#/#}:log:floor"
+        );
+        assert_eq!(keys.shard_log("a{b}c"), "chatgate:{b}:log");
         assert_eq!(keys.node("n1"), "chatgate:node:n1");
         assert_eq!(keys.nodes(), "chatgate:nodes");
         assert_eq!(keys.node_connections("n1"), "chatgate:{n:n1}:conns");

@@ -76,6 +76,18 @@ pub struct RedisOptions {
     /// node knows (the channels its connections are subscribed to) should be
     /// written back. `None`: not reported.
     pub data_lost: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    /// On a Redis Cluster: the sharded pub/sub channel the nodes talk on
+    /// (the cluster adapter's, default `socket.io#/#`). The ordered send,
+    /// the message counter and the recovery log live in its slot.
+    pub shard_channel: String,
+    /// On a Redis Cluster: how long the recovery log keeps a message.
+    /// Must exceed how long a lost connection stays recoverable (a live
+    /// session's TTL) plus delivery delays. Default 3 min.
+    pub recovery_log_keep: Duration,
+    /// On a Redis Cluster: the most messages the recovery log keeps (beyond
+    /// it, the oldest go, and recovering from before them fails). Default
+    /// 100 000.
+    pub recovery_log_cap: usize,
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -90,6 +102,9 @@ impl std::fmt::Debug for RedisOptions {
             .field("rate_limit_fail_open", &self.rate_limit_fail_open)
             .field("presence_changes", &self.presence_changes.is_some())
             .field("data_lost", &self.data_lost.is_some())
+            .field("shard_channel", &self.shard_channel)
+            .field("recovery_log_keep", &self.recovery_log_keep)
+            .field("recovery_log_cap", &self.recovery_log_cap)
             .finish()
     }
 }
@@ -107,7 +122,24 @@ impl RedisOptions {
             rate_limit_fail_open: false,
             presence_changes: None,
             data_lost: None,
+            shard_channel: "socket.io#/#".to_owned(),
+            recovery_log_keep: Duration::from_secs(180),
+            recovery_log_cap: 100_000,
         }
+    }
+
+    /// On a Redis Cluster: the sharded pub/sub channel of the ordered send
+    /// (see [`RedisOptions::shard_channel`]).
+    pub fn with_shard_channel(mut self, channel: impl Into<String>) -> Self {
+        self.shard_channel = channel.into();
+        self
+    }
+
+    /// On a Redis Cluster: how long the recovery log keeps a message (see
+    /// [`RedisOptions::recovery_log_keep`]).
+    pub fn with_recovery_log_keep(mut self, keep: Duration) -> Self {
+        self.recovery_log_keep = keep;
+        self
     }
 
     /// Reports to `sink` when Redis lost this node's data (see
@@ -268,6 +300,17 @@ impl Inner {
         self.connector.link()
     }
 
+    /// The key of the last message id handed out: `P:msgid` on one Redis,
+    /// in the shard channel's slot on a Redis Cluster (where the ordered
+    /// send assigns ids). Every reader and writer of the counter uses this.
+    fn counter_key(&self) -> String {
+        if self.cluster {
+            self.keys.shard_message_id(&self.options.shard_channel)
+        } else {
+            self.keys.message_id()
+        }
+    }
+
     /// Passes `result` through, waking the health task when it says Redis
     /// is unreachable and the task does not know yet.
     fn observe<T>(&self, result: BackendResult<T>) -> BackendResult<T> {
@@ -330,6 +373,12 @@ impl RedisBackend {
         tokio::spawn(health::run(Arc::downgrade(&inner)));
         tracing::info!(redis = %settings.redacted_url(), cluster = settings.cluster, "using Redis backends");
         Ok(RedisBackend { inner })
+    }
+
+    /// The key of the last message id handed out, for the cross-node
+    /// adapter's sequence probes (see `ClusterOptions::sequence_key`).
+    pub fn sequence_key(&self) -> String {
+        self.inner.counter_key()
     }
 
     /// The three backends of [`Backends`], all on this Redis.

@@ -86,6 +86,17 @@ history_script!(
     SEND_ORDERED,
     "send_ordered.lua"
 );
+script!(
+    /// The ordered send on a Redis Cluster: assigns the id, appends to the
+    /// recovery log and publishes, in the shard channel's slot.
+    SEND_SHARDED,
+    "send_sharded.lua"
+);
+script!(
+    /// The recovery log after an id, and its floor (shard channel's slot).
+    LOG_SINCE,
+    "log_since.lua"
+);
 history_script!(
     /// The messages after an id, and the floor (channel slot).
     HISTORY_SINCE,
@@ -98,7 +109,7 @@ history_script!(
 );
 
 /// Every script, for loading them all up front.
-fn all() -> [&'static Script; 13] {
+fn all() -> [&'static Script; 15] {
     [
         &ADD_CONNECTION,
         &REMOVE_CONNECTION,
@@ -111,6 +122,8 @@ fn all() -> [&'static Script; 13] {
         &RATE_LIMIT,
         &RECORD_MESSAGE,
         &SEND_ORDERED,
+        &SEND_SHARDED,
+        &LOG_SINCE,
         &HISTORY_SINCE,
         &HISTORY_BEFORE,
     ]

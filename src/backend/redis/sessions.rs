@@ -31,10 +31,8 @@ impl SessionStore for RedisBackend {
         let inner = &self.inner;
         let result = async {
             let mut link = inner.link()?;
-            let last: Option<String> = link
-                .get(inner.keys.message_id())
-                .await
-                .map_err(backend_error)?;
+            let last: Option<String> =
+                link.get(inner.counter_key()).await.map_err(backend_error)?;
             let last = match last {
                 Some(text) => text
                     .parse()
