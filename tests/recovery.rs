@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use cluster_support::{Balancer, Node, RedisCluster};
+use cluster_support::{Balancer, Node, PersistentRedis, RedisCluster};
 use support::chat::{ack, as_user, spawn_chatgate};
 use support::{ConnectOptions, NodeBridge, RedisServer, SioClient, default_timeout};
 
@@ -307,4 +307,83 @@ async fn a_channel_joined_during_the_session_replays_only_from_the_join() {
     bob.next_connect().await;
     assert!(bob.recovered().await);
     assert_eq!(texts_until(&bob, "while away").await, ["while away"]);
+}
+
+/// A drain (SIGTERM): the node closes its connections as "going away", the
+/// client reconnects to another node and recovers there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_draining_node_recovers_on_another() {
+    let redis = RedisServer::start().await;
+    let mut nodes = three_nodes(&redis.url(), &[]).await;
+    let balancer = Balancer::start(vec![nodes[0].addr()]).await;
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&nodes[2].url(), as_user("alice")).await;
+    let bob = bridge
+        .connect_ok(&balancer.url(), reconnecting("bob"))
+        .await;
+    join(&alice, "room").await;
+    join(&bob, "room").await;
+    send(&alice, "room", "before").await;
+    texts_until(&bob, "before").await;
+    let sid = bob.id().to_owned();
+
+    balancer.set_backends(vec![nodes[1].addr()]);
+    nodes[0].sigterm();
+    bob.next_disconnect().await;
+    send(&alice, "room", "during the drain").await;
+    let resumed = bob.next_connect().await;
+    assert_eq!(resumed.as_deref(), Some(sid.as_str()));
+    assert!(bob.recovered().await);
+    assert_eq!(
+        texts_until(&bob, "during the drain").await,
+        ["during the drain"]
+    );
+    assert!(nodes[0].wait_exit(Duration::from_secs(15)).await);
+}
+
+/// Redis restarts (with its AOF) while the client is away: the session and
+/// the messages were persisted, so it recovers, on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_a_redis_restart() {
+    let mut redis = PersistentRedis::start().await;
+    let nodes = three_nodes(&redis.url(), &[]).await;
+    let balancer = Balancer::start(vec![nodes[0].addr()]).await;
+    let bridge = NodeBridge::spawn().await;
+    let alice = bridge.connect_ok(&nodes[2].url(), as_user("alice")).await;
+    let bob = bridge
+        .connect_ok(&balancer.url(), reconnecting("bob"))
+        .await;
+    join(&alice, "room").await;
+    join(&bob, "room").await;
+    send(&alice, "room", "before").await;
+    texts_until(&bob, "before").await;
+    let sid = bob.id().to_owned();
+
+    balancer.set_backends(vec![nodes[1].addr()]);
+    bob.close().await;
+    bob.next_disconnect().await;
+    send(&alice, "room", "away").await;
+    redis.restart().await;
+    // Until the nodes see Redis again a send may be refused (nothing sent).
+    let deadline = Instant::now() + default_timeout();
+    loop {
+        let reply = ack(
+            &alice,
+            "message:send",
+            json!({ "channelId": "room", "text": "after the restart" }),
+        )
+        .await;
+        if reply["status"] == "ok" {
+            break;
+        }
+        assert_eq!(reply["code"], "SERVICE_UNAVAILABLE", "{reply}");
+        assert!(Instant::now() < deadline, "Redis never came back");
+    }
+    let resumed = bob.next_connect().await;
+    assert_eq!(resumed.as_deref(), Some(sid.as_str()));
+    assert!(bob.recovered().await);
+    assert_eq!(
+        texts_until(&bob, "after the restart").await,
+        ["away", "after the restart"]
+    );
 }
