@@ -21,6 +21,27 @@ macro_rules! history_script {
     };
 }
 
+/// An ordered send: the shared `ordered_prelude.lua` (the id, the payload's
+/// gaps), after `history_trim.lua` when it records history too.
+macro_rules! ordered_script {
+    ($(#[$doc:meta])* $name:ident, $file:literal) => {
+        $(#[$doc])*
+        pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(include_str!("ordered_prelude.lua"), include_str!($file)))
+        });
+    };
+    ($(#[$doc:meta])* $name:ident, $file:literal, with history) => {
+        $(#[$doc])*
+        pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("history_trim.lua"),
+                include_str!("ordered_prelude.lua"),
+                include_str!($file)
+            ))
+        });
+    };
+}
+
 macro_rules! script {
     ($(#[$doc:meta])* $name:ident, $file:literal) => {
         $(#[$doc])*
@@ -80,13 +101,14 @@ history_script!(
     RECORD_MESSAGE,
     "record_message.lua"
 );
-history_script!(
+ordered_script!(
     /// Assigns the id, records and publishes a message in one step (one
     /// Redis only: the keys span slots).
     SEND_ORDERED,
-    "send_ordered.lua"
+    "send_ordered.lua",
+    with history
 );
-script!(
+ordered_script!(
     /// The ordered send on a Redis Cluster: assigns the id, appends to the
     /// recovery log and publishes, in the shard channel's slot.
     SEND_SHARDED,

@@ -23,13 +23,7 @@
 --          OFFSET: MessagePack str of the id as 16 zero-padded digits)
 --
 -- Returns the id as a decimal string.
-local time = redis.call('TIME')
-local redis_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local now_ms = math.max(redis_ms, tonumber(ARGV[1]))
-local previous = tonumber(redis.call('GET', KEYS[1]) or '0')
-local id = math.max(previous + 1, now_ms * 1000)
-local id_str = id_text(id)
-redis.call('SET', KEYS[1], id_str)
+local id, id_str, previous = next_id(KEYS[1], ARGV[1])
 
 -- Record (record_message.lua).
 local ts = tonumber(ARGV[2])
@@ -51,16 +45,5 @@ if size > 0 then
 end
 
 -- Publish.
-local function uint64(n)
-  local bytes = {}
-  for i = 8, 1, -1 do
-    bytes[i] = n % 256
-    n = math.floor(n / 256)
-  end
-  return string.char(0xcf, unpack(bytes))
-end
-local offset = string.char(0xb0) .. string.format('%016.0f', id)
-local payload = ARGV[7] .. uint64(id) .. ARGV[8] .. offset .. ARGV[9] .. uint64(previous)
-  .. ARGV[10] .. uint64(id) .. ARGV[11]
-redis.call('PUBLISH', ARGV[6], payload)
+redis.call('PUBLISH', ARGV[6], ordered_payload(7, id, previous))
 return id_str

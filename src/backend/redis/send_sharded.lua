@@ -32,13 +32,7 @@ local function id_text(n)
   return string.format('%.0f', n)
 end
 
-local time = redis.call('TIME')
-local redis_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local now_ms = math.max(redis_ms, tonumber(ARGV[1]))
-local previous = tonumber(redis.call('GET', KEYS[1]) or '0')
-local id = math.max(previous + 1, now_ms * 1000)
-local id_str = id_text(id)
-redis.call('SET', KEYS[1], id_str)
+local id, id_str, previous, now_ms = next_id(KEYS[1], ARGV[1])
 
 -- Log.
 if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -59,16 +53,5 @@ if count > cap then
 end
 
 -- Publish.
-local function uint64(n)
-  local bytes = {}
-  for i = 8, 1, -1 do
-    bytes[i] = n % 256
-    n = math.floor(n / 256)
-  end
-  return string.char(0xcf, unpack(bytes))
-end
-local offset = string.char(0xb0) .. string.format('%016.0f', id)
-local payload = ARGV[6] .. uint64(id) .. ARGV[7] .. offset .. ARGV[8] .. uint64(previous)
-  .. ARGV[9] .. uint64(id) .. ARGV[10]
-redis.call('SPUBLISH', ARGV[5], payload)
+redis.call('SPUBLISH', ARGV[5], ordered_payload(6, id, previous))
 return id_str
