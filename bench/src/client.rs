@@ -5,8 +5,14 @@
 //! path takes no locks and no atomics. Incoming frames are classified by prefix
 //! and `message:new` payloads are scanned for the bench marker inside `text`
 //! instead of being parsed as JSON.
+//!
+//! Every `message:send` asks for an acknowledgement (`42<id>[...]`, answered
+//! by `43<id>[...]`), as the seed's clients do with their ack callback; the
+//! time from the send to its ack is recorded, and a sender keeps at most
+//! [`Schedule::window`] sends without an ack.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -56,8 +62,13 @@ pub(crate) enum Phase {
 pub(crate) struct Schedule {
     /// Delay of the first message after the run start.
     pub(crate) offset: Duration,
-    /// Time between two messages.
+    /// Time between two messages (zero: as fast as the window allows).
     pub(crate) period: Duration,
+    /// Sends at most outstanding without an ack (`None`: no limit).
+    pub(crate) window: Option<u32>,
+    /// How long an ack may take before the send counts as timed out (and
+    /// frees its place in the window).
+    pub(crate) ack_timeout: Duration,
     /// Number of messages.
     pub(crate) count: u32,
     /// Deliveries each message should produce (other members of the room).
@@ -92,6 +103,17 @@ pub(crate) struct Shared {
     pub(crate) latency_us: RefCell<Histogram<u64>>,
     /// Latency of the deliveries that crossed nodes, microseconds.
     pub(crate) cross_latency_us: RefCell<Histogram<u64>>,
+    /// Send → ack latency of every `ok` ack, microseconds.
+    pub(crate) ack_latency_us: RefCell<Histogram<u64>>,
+    /// Sends answered by an `ok` ack.
+    pub(crate) acked: Cell<u64>,
+    /// Sends answered by an ack that is not `ok` (rate limited, refused...).
+    pub(crate) ack_errors: Cell<u64>,
+    /// Sends without an ack within the ack timeout (or by the end of the run,
+    /// or before the connection was lost).
+    pub(crate) ack_timeouts: Cell<u64>,
+    /// First few distinct ack errors.
+    pub(crate) ack_error_examples: RefCell<Vec<String>>,
     /// Clients that finished setup successfully.
     pub(crate) ready: Cell<u64>,
     /// Clients whose setup failed.
@@ -135,7 +157,12 @@ impl Shared {
             padding: "x".repeat(padding),
             nodes: nodes.max(1),
             latency_us: RefCell::new(hist.clone()),
-            cross_latency_us: RefCell::new(hist),
+            cross_latency_us: RefCell::new(hist.clone()),
+            ack_latency_us: RefCell::new(hist),
+            acked: Cell::new(0),
+            ack_errors: Cell::new(0),
+            ack_timeouts: Cell::new(0),
+            ack_error_examples: RefCell::new(Vec::new()),
             ready: Cell::new(0),
             failed: Cell::new(0),
             failure_reasons: RefCell::new(Vec::new()),
@@ -205,6 +232,53 @@ impl Tracker {
     pub(crate) fn unique(&self) -> u64 {
         self.peers.iter().map(|p| p.2).sum()
     }
+}
+
+/// Sends of one client still waiting for their ack: ack id → send time.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    sent_at: HashMap<u64, Instant>,
+}
+
+impl Pending {
+    /// Sends without an ack.
+    pub(crate) fn len(&self) -> usize {
+        self.sent_at.len()
+    }
+
+    /// Whether every send has its ack.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sent_at.is_empty()
+    }
+
+    fn insert(&mut self, id: u64, at: Instant) {
+        self.sent_at.insert(id, at);
+    }
+
+    /// Takes the send answered by ack `id`; `None` for an unknown (or timed
+    /// out) id.
+    fn take(&mut self, id: u64) -> Option<Instant> {
+        self.sent_at.remove(&id)
+    }
+
+    /// Drops the sends older than `timeout` at `now`; returns how many.
+    fn expire(&mut self, now: Instant, timeout: Duration) -> u64 {
+        let before = self.sent_at.len();
+        self.sent_at
+            .retain(|_, at| now.saturating_duration_since(*at) < timeout);
+        (before - self.sent_at.len()) as u64
+    }
+}
+
+/// Parses an ack frame `43<id>[...]`: the ack id and whether its first
+/// argument says `"status":"ok"`.
+pub(crate) fn parse_ack(frame: &[u8]) -> Option<(u64, bool)> {
+    let rest = frame.strip_prefix(b"43")?;
+    let (id, rest) = parse_num(rest)?;
+    if !rest.starts_with(b"[") {
+        return None;
+    }
+    Some((id, find(rest, b"\"status\":\"ok\"").is_some()))
 }
 
 /// What a client task hands back when it ends.
@@ -336,9 +410,30 @@ async fn on_frame(
     own_index: u32,
     shared: &Shared,
     tracker: &mut Tracker,
+    pending: &mut Pending,
 ) -> Result<bool, String> {
     let bytes = text.as_bytes();
-    if bytes == b"2" {
+    if bytes.starts_with(b"43") {
+        if let Some((id, ok)) = parse_ack(bytes)
+            && let Some(sent_at) = pending.take(id)
+        {
+            if ok {
+                let us = u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                shared
+                    .ack_latency_us
+                    .borrow_mut()
+                    .saturating_record(us.max(1));
+                Shared::add(&shared.acked, 1);
+            } else {
+                Shared::add(&shared.ack_errors, 1);
+                let mut examples = shared.ack_error_examples.borrow_mut();
+                let example: String = text.chars().take(160).collect();
+                if examples.len() < 3 && !examples.contains(&example) {
+                    examples.push(example);
+                }
+            }
+        }
+    } else if bytes == b"2" {
         ws.send(Message::text("3"))
             .await
             .map_err(|e| format!("pong: {e}"))?;
@@ -375,11 +470,18 @@ async fn on_frame(
     Ok(true)
 }
 
-/// Builds the `message:send` frame for message `seq` of `sender`.
+/// Ack id of message `seq` (0 is the join's).
+fn ack_id(seq: u32) -> u64 {
+    u64::from(seq) + 1
+}
+
+/// Builds the `message:send` frame for message `seq` of `sender`, asking for
+/// an ack with id [`ack_id`]`(seq)`.
 fn send_frame(shared: &Shared, channel: &str, sender: u32, seq: u32) -> String {
     let ns = shared.base.elapsed().as_nanos();
     format!(
-        "42[\"message:send\",{{\"channelId\":\"{channel}\",\"text\":\"#{sender}:{seq}@{ns}|{}\"}}]",
+        "42{}[\"message:send\",{{\"channelId\":\"{channel}\",\"text\":\"#{sender}:{seq}@{ns}|{}\"}}]",
+        ack_id(seq),
         shared.padding
     )
 }
@@ -422,10 +524,26 @@ pub(crate) async fn run_client(
     let mut next_seq: u32 = 0;
     let mut started: Option<TokioInstant> = None;
     let mut sending = false;
+    let mut all_sent = false;
     let mut timer = pin!(tokio::time::sleep(Duration::from_secs(3600)));
     let mut done_marked = false;
+    let mut pending = Pending::default();
+    let ack_timeout = schedule.map_or(Duration::from_secs(10), |s| s.ack_timeout);
+    // Expires acks that never came, so a lost one cannot stall the window.
+    let mut sweep = tokio::time::interval(Duration::from_millis(250).min(ack_timeout));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
+        // A sender is done when its schedule is sent and every send has its
+        // ack (or timed out).
+        if all_sent && pending.is_empty() && !done_marked {
+            done_marked = true;
+            Shared::add(&shared.senders_done, 1);
+        }
+        let window_open = schedule
+            .and_then(|s| s.window)
+            .is_none_or(|w| pending.len() < w as usize);
+        let waiting_acks = !pending.is_empty();
         tokio::select! {
             biased;
             changed = phase.changed() => {
@@ -437,29 +555,34 @@ pub(crate) async fn run_client(
                         if let Some(s) = schedule.filter(|s| s.count > 0) {
                             sending = true;
                             timer.as_mut().reset(start + s.offset);
-                        } else if schedule.is_some() && !done_marked {
-                            done_marked = true;
-                            Shared::add(&shared.senders_done, 1);
+                        } else if schedule.is_some() {
+                            all_sent = true;
                         }
                     }
                     _ => {}
                 }
             }
-            () = &mut timer, if sending => {
+            _ = sweep.tick(), if waiting_acks => {
+                let expired = pending.expire(Instant::now(), ack_timeout);
+                Shared::add(&shared.ack_timeouts, expired);
+            }
+            () = &mut timer, if sending && window_open => {
                 let (Some(s), Some(start)) = (schedule, started) else { break };
-                let due = start + s.offset + s.period * next_seq;
-                let now = TokioInstant::now();
-                let lag = now.saturating_duration_since(due);
-                if lag > shared.max_send_lag.get() {
-                    shared.max_send_lag.set(lag);
+                if !s.period.is_zero() {
+                    let due = start + s.offset + s.period * next_seq;
+                    let lag = TokioInstant::now().saturating_duration_since(due);
+                    if lag > shared.max_send_lag.get() {
+                        shared.max_send_lag.set(lag);
+                    }
                 }
                 let frame = send_frame(&shared, &channel, spec.index, next_seq);
+                let now = Instant::now();
+                pending.insert(ack_id(next_seq), now);
                 if let Err(e) = ws.send(Message::text(frame)).await {
                     shared.note_failure(format!("send: {e}"));
                     Shared::add(&shared.disconnects, 1);
                     break;
                 }
-                let now = Instant::now();
                 if shared.first_send.get().is_none() {
                     shared.first_send.set(Some(now));
                 }
@@ -470,8 +593,7 @@ pub(crate) async fn run_client(
                 next_seq += 1;
                 if next_seq >= s.count {
                     sending = false;
-                    done_marked = true;
-                    Shared::add(&shared.senders_done, 1);
+                    all_sent = true;
                 } else {
                     timer.as_mut().reset(start + s.offset + s.period * next_seq);
                 }
@@ -479,9 +601,16 @@ pub(crate) async fn run_client(
             frame = ws.next() => {
                 let alive = match frame {
                     Some(Ok(Message::Text(t))) => {
-                        on_frame(&mut ws, t.as_str(), spec.index, &shared, &mut outcome.tracker)
-                            .await
-                            .unwrap_or_default()
+                        on_frame(
+                            &mut ws,
+                            t.as_str(),
+                            spec.index,
+                            &shared,
+                            &mut outcome.tracker,
+                            &mut pending,
+                        )
+                        .await
+                        .unwrap_or_default()
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
                     Some(Ok(_)) => true,
@@ -493,6 +622,8 @@ pub(crate) async fn run_client(
             }
         }
     }
+    // Sends still without an ack at the end never got one.
+    Shared::add(&shared.ack_timeouts, pending.len() as u64);
     if !done_marked && schedule.is_some() {
         Shared::add(&shared.senders_done, 1);
     }
@@ -523,6 +654,44 @@ mod tests {
             parse_marker(br##"42["message:new",{"text":"#1:x@2|"}]"##),
             None
         );
+    }
+
+    #[test]
+    fn parses_acks() {
+        assert_eq!(
+            parse_ack(br#"4317[{"status":"ok","id":"9","channelId":"room-0","ts":1}]"#),
+            Some((17, true))
+        );
+        assert_eq!(
+            parse_ack(br#"433[{"status":"error","code":"RATE_LIMITED","message":"slow down"}]"#),
+            Some((3, false))
+        );
+        assert_eq!(parse_ack(br#"43[{"status":"ok"}]"#), None);
+        assert_eq!(parse_ack(br#"42["message:new",{}]"#), None);
+    }
+
+    #[test]
+    fn send_frame_asks_for_an_ack() {
+        let shared = Shared::new(2, 1);
+        let frame = send_frame(&shared, "room-0", 0, 4);
+        assert!(frame.starts_with("425[\"message:send\",{\"channelId\":\"room-0\""));
+        assert!(frame.ends_with("|xx\"}]"));
+    }
+
+    #[test]
+    fn pending_expires_old_sends() {
+        let mut p = Pending::default();
+        let t0 = Instant::now();
+        p.insert(1, t0);
+        p.insert(2, t0 + Duration::from_secs(5));
+        assert_eq!(
+            p.expire(t0 + Duration::from_secs(6), Duration::from_secs(3)),
+            1
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.take(1), None);
+        assert_eq!(p.take(2), Some(t0 + Duration::from_secs(5)));
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Speaks raw Engine.IO v4 / Socket.IO v5 over WebSocket, starts the servers
 //! under test itself (chatgate and the Node reference in `bench/node`), pinned
 //! to one core while the generator runs on another, and measures four
-//! scenarios: `idle` (RSS per connection), `fanout` (one sender, one big room),
+//! scenarios: `idle` (RSS per connection), `fanout` (one sender, one big room,
+//! at most `--fanout-in-flight` sends without an ack; every send of every
+//! scenario asks for an ack, and the report gives send → ack latency),
 //! `rooms` (many small chatty rooms) and `cluster` (rooms spanning three nodes
 //! on one Redis: cross-node delivery), plus a check, `chaos` (nodes behind
 //! a TCP balancer in the bench, connection cuts, `kill -9` of a node, a
@@ -102,9 +104,13 @@ struct Cli {
     /// fanout: messages sent.
     #[arg(long, default_value_t = 1000)]
     fanout_messages: u32,
-    /// fanout: messages per second.
-    #[arg(long, default_value_t = 50.0)]
-    fanout_rate: f64,
+    /// fanout: messages per second [default: none, as fast as
+    /// `--fanout-in-flight` allows].
+    #[arg(long)]
+    fanout_rate: Option<f64>,
+    /// fanout: sends the sender keeps outstanding without an ack at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    fanout_in_flight: u32,
 
     /// rooms: number of clients.
     #[arg(long, default_value_t = 5000)]
@@ -198,6 +204,10 @@ struct Cli {
     /// Filler bytes in each message text (after the timestamp marker).
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Seconds a send may wait for its ack (every send asks for one) before
+    /// it counts as timed out and frees its place in the window.
+    #[arg(long, default_value_t = 10.0)]
+    ack_timeout: f64,
     /// Seconds to wait for missing deliveries after the last send.
     #[arg(long, default_value_t = 10.0)]
     drain: f64,
@@ -370,6 +380,7 @@ async fn run_scenario(
                     everyone_sends: false,
                     messages: cli.fanout_messages,
                     rate: cli.fanout_rate,
+                    in_flight: Some(cli.fanout_in_flight),
                 },
                 opts,
             )
@@ -385,7 +396,8 @@ async fn run_scenario(
                     room_size: cli.room_size,
                     everyone_sends: true,
                     messages: (cli.rooms_duration * cli.rooms_rate).round().max(1.0) as u32,
-                    rate: cli.rooms_rate,
+                    rate: Some(cli.rooms_rate),
+                    in_flight: None,
                 },
                 opts,
             )
@@ -407,7 +419,8 @@ fn cluster_plan(cli: &Cli) -> TrafficPlan {
         room_size: cli.cluster_room_size,
         everyone_sends: true,
         messages: (cli.cluster_duration * cli.cluster_rate).round().max(1.0) as u32,
-        rate: cli.cluster_rate,
+        rate: Some(cli.cluster_rate),
+        in_flight: None,
     }
 }
 
@@ -538,6 +551,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
         drain: Duration::from_secs_f64(cli.drain),
         padding: cli.payload,
         channel_prefix: String::new(),
+        ack_timeout: Duration::from_secs_f64(cli.ack_timeout.max(0.001)),
     };
     let mut runs = Vec::new();
     if let Some(url) = &cli.url {

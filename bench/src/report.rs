@@ -150,18 +150,18 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
         let _ = writeln!(s, "## {title}\n");
         let _ = writeln!(
             s,
-            "| server | clients | rooms | sent | delivered | missing | dup | errors | disc. | deliveries/s | p50 ms | p99 ms | max ms | server CPU % | CPU/delivery us | of which user us | gen CPU % | max send lag ms | srv runq wait % | gen runq wait % |"
+            "| server | clients | rooms | sent | delivered | missing | dup | errors | disc. | deliveries/s | p50 ms | p99 ms | max ms | acked | ack err | ack timeouts | ack p50 ms | ack p99 ms | server CPU % | CPU/delivery us | of which user us | gen CPU % | max send lag ms | srv runq wait % | gen runq wait % |"
         );
         let _ = writeln!(
             s,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &rows {
             match &r.outcome {
                 Outcome::Fanout(t) | Outcome::Rooms(t) => {
                     let _ = writeln!(
                         s,
-                        "| {} | {}/{} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+                        "| {} | {}/{} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
                         r.server,
                         t.connected,
                         t.clients,
@@ -177,6 +177,12 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
                         ms(t.latency_us[0]),
                         ms(t.latency_us[1]),
                         ms(t.latency_us[2]),
+                        t.acked,
+                        t.sent,
+                        t.ack_errors,
+                        t.ack_timeouts,
+                        ms(t.ack_latency_us[0]),
+                        ms(t.ack_latency_us[1]),
                         opt(t.server_cpu_pct(), 0),
                         opt(t.cpu_per_delivery_us(), 3),
                         opt(t.user_cpu_per_delivery_us(), 3),
@@ -189,9 +195,10 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
                 Outcome::Failed(e) => {
                     let _ = writeln!(
                         s,
-                        "| {} | FAILED: {} | | | | | | | | | | | | | | | | | | |",
+                        "| {} | FAILED: {} |{}",
                         r.server,
-                        one_line(e)
+                        one_line(e),
+                        " |".repeat(23)
                     );
                 }
                 Outcome::Idle(_) | Outcome::Cluster(_) | Outcome::Chaos(_) => {}
@@ -203,15 +210,26 @@ pub(crate) fn render(header: &Header, runs: &[Run]) -> String {
         ) {
             let _ = writeln!(
                 s,
-                "| **node/chatgate** | | | | | | | | | {} | {} | {} | {} | {} | **{}** | {} | | | | |",
+                "| **node/chatgate** | | | | | | | | | {} | {} | **{}** | {} | | | | {} | **{}** | {} | **{}** | {} | | | | |",
                 ratio(Some(n.deliveries_per_sec()), Some(c.deliveries_per_sec())),
                 ratio(Some(n.latency_us[0] as f64), Some(c.latency_us[0] as f64)),
                 ratio(Some(n.latency_us[1] as f64), Some(c.latency_us[1] as f64)),
                 ratio(Some(n.latency_us[2] as f64), Some(c.latency_us[2] as f64)),
+                ratio(
+                    Some(n.ack_latency_us[0] as f64),
+                    Some(c.ack_latency_us[0] as f64)
+                ),
+                ratio(
+                    Some(n.ack_latency_us[1] as f64),
+                    Some(c.ack_latency_us[1] as f64)
+                ),
                 ratio(n.server_cpu_pct(), c.server_cpu_pct()),
                 ratio(n.cpu_per_delivery_us(), c.cpu_per_delivery_us()),
                 ratio(n.user_cpu_per_delivery_us(), c.user_cpu_per_delivery_us()),
             );
+        }
+        if scenario == "fanout" {
+            pacing_note(&mut s, &rows);
         }
         failure_notes(&mut s, &rows);
         s.push('\n');
@@ -373,18 +391,18 @@ fn cluster_section(s: &mut String, runs: &[Run]) {
     );
     let _ = writeln!(
         s,
-        "| server | nodes | clients | rooms | sent | delivered | missing | dup | errors | disc. | deliveries/s | p50 ms | p99 ms | max ms | cross-node delivered | cross missing | cross deliveries/s | cross p50 ms | cross p99 ms | cross max ms | nodes CPU % | Redis CPU % | CPU/delivery us (nodes) | of which user us | CPU/delivery us (nodes + Redis) | gen CPU % | max send lag ms | srv runq wait % | gen runq wait % |"
+        "| server | nodes | clients | rooms | sent | delivered | missing | dup | errors | disc. | deliveries/s | p50 ms | p99 ms | max ms | acked | ack err | ack timeouts | ack p50 ms | ack p99 ms | cross-node delivered | cross missing | cross deliveries/s | cross p50 ms | cross p99 ms | cross max ms | nodes CPU % | Redis CPU % | CPU/delivery us (nodes) | of which user us | CPU/delivery us (nodes + Redis) | gen CPU % | max send lag ms | srv runq wait % | gen runq wait % |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in &rows {
         match &r.outcome {
             Outcome::Cluster(t) => {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {}/{} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {}/{} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
+                    "| {} | {} | {}/{} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {}/{} | {} | {} | {} | {} | {}/{} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |",
                     r.server,
                     t.nodes,
                     t.connected,
@@ -401,6 +419,12 @@ fn cluster_section(s: &mut String, runs: &[Run]) {
                     ms(t.latency_us[0]),
                     ms(t.latency_us[1]),
                     ms(t.latency_us[2]),
+                    t.acked,
+                    t.sent,
+                    t.ack_errors,
+                    t.ack_timeouts,
+                    ms(t.ack_latency_us[0]),
+                    ms(t.ack_latency_us[1]),
                     t.cross_delivered,
                     t.cross_expected,
                     t.cross_missing(),
@@ -425,7 +449,7 @@ fn cluster_section(s: &mut String, runs: &[Run]) {
                     "| {} | FAILED: {} |{}",
                     r.server,
                     one_line(e),
-                    " |".repeat(27)
+                    " |".repeat(32)
                 );
             }
             _ => {}
@@ -437,11 +461,19 @@ fn cluster_section(s: &mut String, runs: &[Run]) {
     ) {
         let _ = writeln!(
             s,
-            "| **node/chatgate** | | | | | | | | | | {} | {} | {} | {} | | | {} | {} | **{}** | {} | {} | {} | {} | {} | **{}** | | | | |",
+            "| **node/chatgate** | | | | | | | | | | {} | {} | **{}** | {} | | | | {} | **{}** | | | {} | {} | **{}** | {} | {} | {} | {} | {} | **{}** | | | | |",
             ratio(Some(n.deliveries_per_sec()), Some(c.deliveries_per_sec())),
             ratio(Some(n.latency_us[0] as f64), Some(c.latency_us[0] as f64)),
             ratio(Some(n.latency_us[1] as f64), Some(c.latency_us[1] as f64)),
             ratio(Some(n.latency_us[2] as f64), Some(c.latency_us[2] as f64)),
+            ratio(
+                Some(n.ack_latency_us[0] as f64),
+                Some(c.ack_latency_us[0] as f64)
+            ),
+            ratio(
+                Some(n.ack_latency_us[1] as f64),
+                Some(c.ack_latency_us[1] as f64)
+            ),
             ratio(
                 Some(n.cross_deliveries_per_sec()),
                 Some(c.cross_deliveries_per_sec())
@@ -472,6 +504,27 @@ fn cluster_section(s: &mut String, runs: &[Run]) {
     s.push('\n');
 }
 
+/// How the `fanout` sender was paced (window, rate).
+fn pacing_note(s: &mut String, rows: &[&Run]) {
+    let Some(t) = rows.iter().find_map(|r| match &r.outcome {
+        Outcome::Fanout(t) => Some(t),
+        _ => None,
+    }) else {
+        return;
+    };
+    let window = t
+        .in_flight
+        .map_or_else(|| "no limit".into(), |w| w.to_string());
+    let rate = t.rate.map_or_else(
+        || "none (as fast as the window allows)".into(),
+        |r| format!("{r} messages/s"),
+    );
+    let _ = writeln!(
+        s,
+        "\nEvery send asks for an ack; sends in flight (without an ack) at most: {window}; rate: {rate}."
+    );
+}
+
 fn one_line(e: &str) -> String {
     e.lines().next().unwrap_or("").replace('|', "/")
 }
@@ -483,6 +536,17 @@ fn failure_notes(s: &mut String, rows: &[&Run]) {
             Outcome::Fanout(t) | Outcome::Rooms(t) | Outcome::Cluster(t) => &t.failure_reasons,
             Outcome::Failed(_) | Outcome::Chaos(_) => continue,
         };
+        if let Outcome::Fanout(t) | Outcome::Rooms(t) | Outcome::Cluster(t) = &r.outcome {
+            for example in &t.ack_error_examples {
+                let _ = writeln!(
+                    s,
+                    "\n- {} {}: error ack: `{}`",
+                    r.server,
+                    r.scenario,
+                    one_line(example)
+                );
+            }
+        }
         for reason in reasons {
             let _ = writeln!(
                 s,
@@ -492,5 +556,125 @@ fn failure_notes(s: &mut String, rows: &[&Run]) {
                 one_line(reason)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::server::CpuTimes;
+
+    fn traffic(scale: u64) -> TrafficResult {
+        let cpu = CpuTimes {
+            user: Duration::from_millis(100 * scale),
+            system: Duration::from_millis(50 * scale),
+        };
+        TrafficResult {
+            nodes: 1,
+            clients: 11,
+            connected: 11,
+            rooms: 1,
+            failure_reasons: Vec::new(),
+            sent: 10,
+            expected: 100,
+            delivered: 100,
+            duplicates: 0,
+            error_events: 0,
+            disconnects: 0,
+            span: Duration::from_secs(1),
+            latency_us: [1000 * scale, 2000 * scale, 3000 * scale],
+            acked: 9,
+            ack_errors: 1,
+            ack_timeouts: 0,
+            ack_error_examples: vec!["43 3[{\"status\":\"error\"}]".into()],
+            ack_latency_us: [500 * scale, 900 * scale, 1000 * scale],
+            in_flight: Some(8),
+            rate: None,
+            cross_expected: 0,
+            cross_delivered: 0,
+            cross_latency_us: [0; 3],
+            server_cpu: Some(cpu),
+            redis_cpu: Some(cpu),
+            window: Duration::from_secs(1),
+            generator_cpu: Some(cpu),
+            max_send_lag: Duration::ZERO,
+            server_wait: Some(Duration::ZERO),
+            generator_wait: Some(Duration::ZERO),
+        }
+    }
+
+    fn header() -> Header {
+        Header {
+            command: "chatgate-bench".into(),
+            date: "2026-12-06 03:00:00".into(),
+            cpus: "2".into(),
+            model: "test".into(),
+            pinning: "none".into(),
+            loadavg: "0 0 0".into(),
+        }
+    }
+
+    /// Every table row of `text` has as many cells as its header.
+    fn assert_tables_aligned(text: &str) {
+        let mut width = None;
+        for line in text.lines() {
+            if !line.starts_with('|') {
+                width = None;
+                continue;
+            }
+            let cells = line.matches('|').count();
+            match width {
+                None => width = Some(cells),
+                Some(w) => assert_eq!(cells, w, "row {line:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn traffic_tables_show_acks_and_node_ratios() {
+        let mut runs = Vec::new();
+        for (scenario, make) in [
+            ("fanout", Outcome::Fanout as fn(TrafficResult) -> Outcome),
+            ("rooms", Outcome::Rooms),
+            ("cluster", Outcome::Cluster),
+        ] {
+            runs.push(Run {
+                scenario,
+                server: "node".into(),
+                outcome: make(traffic(4)),
+            });
+            runs.push(Run {
+                scenario,
+                server: "chatgate".into(),
+                outcome: make(traffic(1)),
+            });
+        }
+        runs.push(Run {
+            scenario: "fanout",
+            server: "other".into(),
+            outcome: Outcome::Failed("no".into()),
+        });
+        let text = render(&header(), &runs);
+        assert_tables_aligned(&text);
+        assert!(text.contains("ack p99 ms"));
+        assert_eq!(text.matches("| **node/chatgate** |").count(), 3);
+        // p99 (delivery and ack) and CPU per delivery: Node's / chatgate's.
+        assert!(text.contains("| **4.0x** |"));
+        assert!(text.contains("in flight (without an ack) at most: 8"));
+        assert!(text.contains("error ack"));
+    }
+
+    #[test]
+    fn no_ratio_row_with_one_server() {
+        let runs = vec![Run {
+            scenario: "fanout",
+            server: "chatgate".into(),
+            outcome: Outcome::Fanout(traffic(1)),
+        }];
+        let text = render(&header(), &runs);
+        assert_tables_aligned(&text);
+        assert!(!text.contains("node/chatgate"));
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct RunOptions {
     pub(crate) padding: usize,
     /// Prefix of channel names (unique per run against a shared server).
     pub(crate) channel_prefix: String,
+    /// How long a send may wait for its ack before it counts as timed out.
+    pub(crate) ack_timeout: Duration,
 }
 
 /// Result of the `idle` scenario.
@@ -80,6 +82,20 @@ pub(crate) struct TrafficResult {
     pub(crate) span: Duration,
     /// Latency p50, p99, max in microseconds.
     pub(crate) latency_us: [u64; 3],
+    /// Sends answered by an `ok` ack.
+    pub(crate) acked: u64,
+    /// Sends answered by an error ack.
+    pub(crate) ack_errors: u64,
+    /// Sends without an ack within the ack timeout (or by the end).
+    pub(crate) ack_timeouts: u64,
+    /// First few error acks.
+    pub(crate) ack_error_examples: Vec<String>,
+    /// Send → ack latency p50, p99, max in microseconds.
+    pub(crate) ack_latency_us: [u64; 3],
+    /// Sends a sender kept outstanding at most (`None`: no limit).
+    pub(crate) in_flight: Option<u32>,
+    /// Offered rate per sender (`None`: as fast as the window allows).
+    pub(crate) rate: Option<f64>,
     /// Deliveries expected from a sender on another node.
     pub(crate) cross_expected: u64,
     /// Unique deliveries received from a sender on another node.
@@ -390,8 +406,12 @@ pub(crate) struct TrafficPlan {
     pub(crate) everyone_sends: bool,
     /// Messages per sender.
     pub(crate) messages: u32,
-    /// Messages per second per sender.
-    pub(crate) rate: f64,
+    /// Messages per second per sender (`None`: as fast as the window
+    /// allows; only with a window).
+    pub(crate) rate: Option<f64>,
+    /// Sends a sender keeps outstanding without an ack at most (`None`: no
+    /// limit).
+    pub(crate) in_flight: Option<u32>,
 }
 
 /// Members of the room `members` (client indices) that are connected to
@@ -416,7 +436,11 @@ pub(crate) async fn traffic(
     let nodes = u32::try_from(targets.len()).unwrap_or(u32::MAX).max(1);
     let room_size = plan.room_size.max(1);
     let rooms = plan.clients.div_ceil(room_size);
-    let period = Duration::from_secs_f64(1.0 / plan.rate.max(1e-3));
+    // Without a rate (and without a window, which `main` does not allow)
+    // the sender would only be limited by the acks.
+    let period = plan.rate.map_or(Duration::ZERO, |r| {
+        Duration::from_secs_f64(1.0 / r.max(1e-3))
+    });
     let channels: Vec<Rc<str>> = (0..rooms)
         .map(|k| Rc::from(format!("{}room-{k}", opts.channel_prefix)))
         .collect();
@@ -434,6 +458,8 @@ pub(crate) async fn traffic(
                     // Spread the first sends evenly over one period.
                     offset: period.mul_f64(f64::from(index) / f64::from(plan.clients)),
                     period,
+                    window: plan.in_flight,
+                    ack_timeout: opts.ack_timeout,
                     count: plan.messages,
                     fanout: members - 1,
                     cross_fanout,
@@ -453,11 +479,14 @@ pub(crate) async fn traffic(
     let gen_wait0 = run_delay("/proc/self/task");
     let t0 = Instant::now();
     fleet.start(Duration::from_millis(100));
-    let nominal = period.mul_f64(f64::from(plan.messages) + 1.0);
+    // Unpaced, assume at least 50 messages/s for the hard limit.
+    let nominal = period
+        .max(Duration::from_millis(20))
+        .mul_f64(f64::from(plan.messages) + 1.0);
     fleet
         .wait_traffic(
             opts.drain,
-            nominal * 3 + opts.drain + Duration::from_secs(30),
+            nominal * 3 + opts.drain + opts.ack_timeout + Duration::from_secs(30),
         )
         .await;
     let window = t0.elapsed();
@@ -483,6 +512,7 @@ pub(crate) async fn traffic(
     };
     let latency_us = quantiles(&shared.latency_us.borrow());
     let cross_latency_us = quantiles(&shared.cross_latency_us.borrow());
+    let ack_latency_us = quantiles(&shared.ack_latency_us.borrow());
     TrafficResult {
         nodes: u64::from(nodes),
         clients: u64::from(plan.clients),
@@ -497,6 +527,13 @@ pub(crate) async fn traffic(
         disconnects: shared.disconnects.get(),
         span,
         latency_us,
+        acked: shared.acked.get(),
+        ack_errors: shared.ack_errors.get(),
+        ack_timeouts: shared.ack_timeouts.get(),
+        ack_error_examples: shared.ack_error_examples.borrow().clone(),
+        ack_latency_us,
+        in_flight: plan.in_flight,
+        rate: plan.rate,
         cross_expected: shared.cross_expected.get(),
         cross_delivered: shared.cross_received.get(),
         cross_latency_us,
