@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    tracing::info!(rate_limits = %config.rate_limits, "effective rate limits");
     let listener = match tokio::net::TcpListener::bind(config.bind).await {
         Ok(listener) => listener,
         Err(err) => {
