@@ -99,3 +99,25 @@ fn a_misspelt_rate_limit_event_stops_startup() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("did you mean message:send?"), "{stderr}");
 }
+
+/// Regression: `RUST_LOG=verbose` (read as a target name) silently turned
+/// off every log line, the dev-mode warning included.
+#[test]
+fn an_invalid_rust_log_stops_startup() {
+    for bad in ["verbose", "chatgate=loud"] {
+        let output = run_to_exit(chatgate(&[("RUST_LOG", bad)]));
+        assert_eq!(output.status.code(), Some(2), "{bad}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("invalid RUST_LOG"), "{bad}: {stderr}");
+    }
+}
+
+/// A valid `RUST_LOG` still starts the server, and the dev-mode warning shows.
+#[test]
+fn a_valid_rust_log_starts_with_the_dev_mode_warning() {
+    let lines = startup_output(chatgate(&[("RUST_LOG", "warn")]));
+    assert!(
+        lines.iter().any(|l| l.contains("WARN")),
+        "no warning: {lines:#?}"
+    );
+}
