@@ -743,3 +743,19 @@ fn jwt_mode_without_frontend_url_admits_no_browser_origin() {
         config.warnings()
     );
 }
+
+/// The README's settings table names every setting (its environment
+/// variable and its flag), so none is found only by reading `--help`.
+#[test]
+fn readme_lists_every_setting() {
+    let readme = include_str!("../../README.md");
+    let missing: Vec<&str> = sources::SPECS
+        .iter()
+        .filter(|spec| {
+            !readme.contains(&format!("`{}`", spec.env))
+                || !readme.contains(&format!("--{}", spec.long))
+        })
+        .map(|spec| spec.env)
+        .collect();
+    assert!(missing.is_empty(), "not in README.md: {missing:?}");
+}
