@@ -621,6 +621,29 @@ async fn metrics_are_served_in_prometheus_text_format() {
     .await;
 }
 
+/// `/metrics` carries the process metrics (CPU, memory, open files,
+/// threads) under their standard Prometheus names.
+#[tokio::test]
+async fn metrics_include_process_cpu_memory_and_open_files() {
+    let server = start(|_| {}).await;
+    let text = http_request(server.addr(), "GET", "/metrics", &[], &[])
+        .await
+        .text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_virtual_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") > 0.0);
+    assert!(value("process_max_fds") > 0.0);
+    assert!(value("process_threads") >= 1.0);
+    assert!(value("process_start_time_seconds") > 0.0);
+}
+
 /// `docs/metrics.md` lists exactly the metrics of `chatgate::metrics::METRICS`.
 #[test]
 fn metrics_doc_lists_every_metric() {
