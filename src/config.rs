@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use jwt::{JwtSettings, MIN_RECOMMENDED_SECRET_BYTES, MIN_RSA_BITS};
-pub use rate::{DEFAULT_RATE_LIMITS, Rate, RateLimits};
+pub use rate::{DEFAULT_RATE_LIMITS, Rate, RateLimits, known_event_names};
 pub use redis::RedisSettings;
 
 use sources::Sources;

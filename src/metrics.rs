@@ -15,7 +15,7 @@
 //! [`METRICS`] lists every metric; `docs/metrics.md` documents the same list
 //! and a test keeps the two in step.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -248,6 +248,18 @@ const SECONDS_BUCKETS: [f64; 14] = [
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// The process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_max_fds`, `process_threads`...), under the
+/// standard Prometheus names that process dashboards expect, so unprefixed.
+static PROCESS: LazyLock<metrics_process::Collector> =
+    LazyLock::new(metrics_process::Collector::default);
+
+/// Reads the process metrics (CPU, memory, open files, threads) into the
+/// recorder; called when `/metrics` is scraped.
+pub fn collect_process_metrics() {
+    PROCESS.collect();
+}
+
 /// Installs the Prometheus recorder as the process's `metrics` recorder, once;
 /// later calls return the same handle.
 ///
@@ -268,6 +280,7 @@ pub fn install() -> &'static PrometheusHandle {
         match builder.install_recorder() {
             Ok(handle) => {
                 describe_all();
+                PROCESS.describe();
                 handle
             }
             Err(err) => {

@@ -378,7 +378,10 @@ impl Server {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .with_state(state.clone())
-            .merge(io.router())
+            // The engine refuses foreign origins (403) silently: say which.
+            .merge(io.router().layer(axum::middleware::from_fn(
+                crate::gateway::log_refused_origin,
+            )))
             // Server API, /metrics, /status and the demo page (installs the metrics recorder).
             .merge(crate::api::routes(config, &io, namespace, chat));
         Ok((Server { io, state, cluster }, router))

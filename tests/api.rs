@@ -621,6 +621,29 @@ async fn metrics_are_served_in_prometheus_text_format() {
     .await;
 }
 
+/// `/metrics` carries the process metrics (CPU, memory, open files,
+/// threads) under their standard Prometheus names.
+#[tokio::test]
+async fn metrics_include_process_cpu_memory_and_open_files() {
+    let server = start(|_| {}).await;
+    let text = http_request(server.addr(), "GET", "/metrics", &[], &[])
+        .await
+        .text();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_virtual_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") > 0.0);
+    assert!(value("process_max_fds") > 0.0);
+    assert!(value("process_threads") >= 1.0);
+    assert!(value("process_start_time_seconds") > 0.0);
+}
+
 /// `docs/metrics.md` lists exactly the metrics of `chatgate::metrics::METRICS`.
 #[test]
 fn metrics_doc_lists_every_metric() {
@@ -1026,4 +1049,66 @@ async fn channel_messages_page_through_history() {
     let page = ok(&off, "GET", "/api/v1/channels/news/messages", None).await;
     assert_eq!(page["messages"], json!([]));
     assert_eq!(page["hasMore"], false);
+}
+
+/// Refusals an operator needs to see: a foreign `Origin` (403 on polling and
+/// on WebSocket) names the origin, and a refused handshake logs the reason
+/// the client was given, not only its code.
+#[tokio::test]
+async fn refused_origins_and_handshakes_are_logged_with_the_reason() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread test: the server's tasks run on this thread too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = start(|c| c.frontend_origins = Some(vec!["http://app.example".to_owned()])).await;
+    let polling = http_request(
+        server.addr(),
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        &[("Origin", "http://evil-polling.example")],
+        b"",
+    )
+    .await;
+    assert_eq!(polling.status, 403);
+    let hijack = support::RawWs::connect_with(
+        server.addr(),
+        "/socket.io/?EIO=4&transport=websocket",
+        &[("Origin", "http://evil-ws.example")],
+    )
+    .await;
+    assert!(hijack.is_err(), "a foreign origin must be refused");
+
+    let (mut ws, _open) = support::RawWs::open(server.addr()).await;
+    ws.send_text(r#"40{"userId":5}"#).await;
+    let refused = ws.recv_text().await;
+    assert!(refused.starts_with("44"), "{refused}");
+
+    let logs = String::from_utf8_lossy(&captured.0.lock()).into_owned();
+    let origins: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("origin refused"))
+        .collect();
+    assert_eq!(origins.len(), 2, "{logs}");
+    assert!(
+        origins[0].contains("http://evil-polling.example") && origins[0].contains("polling"),
+        "{logs}"
+    );
+    assert!(
+        origins[1].contains("http://evil-ws.example") && origins[1].contains("websocket"),
+        "{logs}"
+    );
+    let handshake = logs
+        .lines()
+        .find(|l| l.contains("handshake refused"))
+        .unwrap_or_else(|| panic!("no handshake line: {logs}"));
+    assert!(
+        handshake.contains("UNAUTHORIZED") && handshake.contains("auth.userId must be a string"),
+        "{handshake}"
+    );
 }

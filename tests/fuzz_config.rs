@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chatgate::config::{Config, Rate, RateLimits};
+use chatgate::config::{Config, Rate, RateLimits, known_event_names};
 use chatgate::server::engine_config;
 use proptest::prelude::*;
 
@@ -118,6 +118,35 @@ proptest! {
             prop_assert!(!problems.is_empty());
         }
         let _ = text.parse::<Rate>();
+    }
+
+    /// A parsed `RATE_LIMITS` only names events a client can send (a typo
+    /// is refused, never kept as a limit nothing uses).
+    #[test]
+    fn parsed_rate_limits_name_only_known_events(text in setting_value()) {
+        if let Ok(limits) = RateLimits::parse(&text) {
+            for event in limits.per_event.keys() {
+                prop_assert!(known_event_names().any(|k| k == event), "{event}");
+            }
+        }
+    }
+
+    /// A misspelt known event is refused with the right suggestion.
+    #[test]
+    fn a_typo_in_an_event_name_is_refused_with_a_suggestion(
+        index in 0usize..8,
+        swap in 0usize..6,
+    ) {
+        let name = chatgate::protocol::events::CLIENT_EVENTS[index];
+        let mut chars: Vec<char> = name.chars().collect();
+        let at = swap % (chars.len() - 1);
+        chars.swap(at, at + 1);
+        let typo: String = chars.into_iter().collect();
+        prop_assume!(typo != name);
+        let problems = RateLimits::parse(&format!("{typo}=3/min"))
+            .expect_err("a typo is refused");
+        let expected = format!("did you mean {name}?");
+        prop_assert!(problems[0].contains(&expected), "{problems:?}");
     }
 
     /// A rate prints in a form that parses back to the same rate.

@@ -23,6 +23,7 @@ pub async fn render(context: &Context) -> String {
     if let Ok(users) = context.chat.online_users().await {
         metrics::gauge!(metrics_names::USERS_ONLINE).set(users.len() as f64);
     }
+    crate::metrics::collect_process_metrics();
     handle.run_upkeep();
     handle.render()
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::protocol::events::CLIENT_EVENTS;
+
 /// The built-in rate limits of the wire contract (the seed's values).
 pub const DEFAULT_RATE_LIMITS: &str = "message:send=60/min,channel:join=10/min,default=100/min";
 
@@ -148,6 +150,10 @@ impl RateLimits {
                 continue;
             }
             seen.push(event.to_owned());
+            if let Err(why) = check_event_name(event) {
+                problems.push(format!("entry {entry:?}: {why}"));
+                continue;
+            }
             match rate.parse::<Rate>() {
                 Ok(rate) if event == "default" => limits.default = rate,
                 Ok(rate) => {
@@ -162,6 +168,60 @@ impl RateLimits {
             Err(problems)
         }
     }
+}
+
+/// The names `RATE_LIMITS` accepts: every client -> server event of the wire
+/// contract ([`CLIENT_EVENTS`]) and `default`.
+pub fn known_event_names() -> impl Iterator<Item = &'static str> {
+    CLIENT_EVENTS.iter().copied().chain(["default"])
+}
+
+/// Refuses an event name that no client can send (a typo such as
+/// `message:sned` would otherwise leave `message:send` at its built-in rate
+/// without a word), suggesting the closest known name.
+fn check_event_name(event: &str) -> Result<(), String> {
+    if known_event_names().any(|known| known == event) {
+        return Ok(());
+    }
+    let closest = known_event_names()
+        .map(|known| (edit_distance(event, known), known))
+        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, known)| *distance <= known.chars().count().div_ceil(2));
+    let known: Vec<&str> = known_event_names().collect();
+    let suggestion = closest.map_or_else(String::new, |(_, name)| format!("did you mean {name}? "));
+    Err(format!(
+        "unknown event {event:?}: {suggestion}(known: {})",
+        known.join(", ")
+    ))
+}
+
+/// The optimal-string-alignment distance between `a` and `b`: insertions,
+/// deletions, substitutions and swaps of adjacent characters each cost 1,
+/// so `sned` is one edit away from `send`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // rows[i][j]: distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 impl Default for RateLimits {
@@ -265,6 +325,45 @@ mod tests {
         assert_eq!(parsed.for_event("typing"), Rate::per_minute(1000));
         assert_eq!(parsed.for_event("channel:join"), Rate::per_minute(10));
         assert_eq!(parsed.for_event("other"), Rate::per_minute(100));
+    }
+
+    #[test]
+    fn unknown_event_names_are_refused_with_a_suggestion() {
+        let problems = RateLimits::parse("message:sned=3/min").expect_err("typo");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("did you mean message:send?"),
+            "{problems:?}"
+        );
+        let problems = RateLimits::parse("defualt=5/s,chanel:join=1/s").expect_err("typos");
+        assert!(
+            problems[0].contains("did you mean default?"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("did you mean channel:join?"),
+            "{problems:?}"
+        );
+        // Far from every name: no guess, but the list of known names.
+        let problems = RateLimits::parse("zzzzzzzzzzzzzz=1/s").expect_err("unknown");
+        assert!(!problems[0].contains("did you mean"), "{problems:?}");
+        assert!(problems[0].contains("message:send"), "{problems:?}");
+        // Server -> client events are not rate limited either.
+        assert!(RateLimits::parse("message:new=1/s").is_err());
+        for known in known_event_names() {
+            assert!(
+                RateLimits::parse(&format!("{known}=1/s")).is_ok(),
+                "{known}"
+            );
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("send", "send"), 0);
+        assert_eq!(edit_distance("sned", "send"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("typo", "typing"), 3);
     }
 
     #[test]

@@ -295,6 +295,18 @@ fn every_problem_is_reported_at_once() {
     assert!(shown.starts_with("invalid configuration (3 problems):"));
 }
 
+/// Regression: `RATE_LIMITS=message:sned=3/min` was accepted and
+/// `message:send` silently stayed at 60/min.
+#[test]
+fn a_misspelt_rate_limit_event_is_refused_with_a_suggestion() {
+    let found = problems(load(&[], &[("RATE_LIMITS", "message:sned=3/min")]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("RATE_LIMITS:"), "{found:?}");
+    assert!(found[0].contains("did you mean message:send?"), "{found:?}");
+    let found = problems(load(&["--rate-limits", "typign=1/s"], &[]));
+    assert!(found[0].contains("did you mean typing?"), "{found:?}");
+}
+
 #[test]
 fn dev_mode_only_on_loopback() {
     for refused in [
@@ -730,4 +742,20 @@ fn jwt_mode_without_frontend_url_admits_no_browser_origin() {
         "{:?}",
         config.warnings()
     );
+}
+
+/// The README's settings table names every setting (its environment
+/// variable and its flag), so none is found only by reading `--help`.
+#[test]
+fn readme_lists_every_setting() {
+    let readme = include_str!("../../README.md");
+    let missing: Vec<&str> = sources::SPECS
+        .iter()
+        .filter(|spec| {
+            !readme.contains(&format!("`{}`", spec.env))
+                || !readme.contains(&format!("--{}", spec.long))
+        })
+        .map(|spec| spec.env)
+        .collect();
+    assert!(missing.is_empty(), "not in README.md: {missing:?}");
 }

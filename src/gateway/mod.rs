@@ -3,6 +3,8 @@
 //! acks (or `error` events). What an event changes for other connections is
 //! delivered by [`crate::delivery`], which also names the rooms.
 
+mod origin;
+
 use std::sync::Arc;
 
 use chatgate_sio::{
@@ -17,6 +19,8 @@ use crate::backend::SessionRecord;
 use crate::delivery::{self, emit_logged, user_room};
 use crate::domain::ChatService;
 use crate::error::{ErrorCode, GatewayError, GatewayResult};
+pub(crate) use origin::log_refused_origin;
+
 use crate::protocol::{
     HistoryRequest, JoinRequest, LeaveRequest, PresenceUpdateRequest, SendMessageRequest,
     TypingRequest, UsersOnlineRequest, events, offset_of, parse_offset, parse_request,
@@ -427,7 +431,12 @@ impl NamespaceHandler for Gateway {
                     Ok(()) => return Ok(()),
                     Err(err) if err.code == ErrorCode::ServiceUnavailable => err,
                     Err(err) => {
-                        tracing::info!(code = %err.code, sid = socket.id(), "handshake refused");
+                        tracing::info!(
+                            code = %err.code,
+                            reason = %err.message,
+                            sid = socket.id(),
+                            "handshake refused"
+                        );
                         metrics::counter!("chatgate_handshakes_refused_total", "code" => err.code.as_str())
                             .increment(1);
                         return Err(ConnectError {
