@@ -140,7 +140,11 @@ pub fn publish_format(adapter: Arc<ClusterAdapter>) -> Arc<PublishFormat> {
             &payload,
             "id",
         )?;
-        Some(PublishTemplate { channel, parts })
+        Some(PublishTemplate {
+            channel,
+            parts,
+            member: None,
+        })
     })
 }
 

@@ -196,3 +196,39 @@ async fn join_race_suite(url: &str, env: &[(&str, &str)]) {
         bob_here.take_events();
     }
 }
+
+/// On one Redis the send's own script checks the membership (no round trip
+/// of its own): a non-member is refused and nothing is stored or sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_member_send_is_refused_by_the_ordered_step() {
+    let redis = RedisServer::start().await;
+    let nodes = three_nodes(&redis.url(), &[]).await;
+    let bridge = NodeBridge::spawn().await;
+    let reader = bridge.connect_ok(&nodes[0].url(), as_user("reader")).await;
+    let stranger = bridge
+        .connect_ok(&nodes[1].url(), as_user("stranger"))
+        .await;
+    join(&reader, "club").await;
+    let reply = ack(
+        &stranger,
+        "message:send",
+        json!({ "channelId": "club", "text": "let me in" }),
+    )
+    .await;
+    assert_eq!(reply["code"], "NOT_IN_CHANNEL", "{reply}");
+    reader
+        .expect_no_event("message:new", Duration::from_millis(300))
+        .await;
+    let history = ack(&reader, "channel:history", json!({ "channelId": "club" })).await;
+    assert_eq!(history["messages"], json!([]), "{history}");
+    join(&stranger, "club").await;
+    let reply = ack(
+        &stranger,
+        "message:send",
+        json!({ "channelId": "club", "text": "now a member" }),
+    )
+    .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    let ids = receive_ids(&reader, 1).await;
+    assert_eq!(ids, [reply["id"].as_u64().expect("id")]);
+}

@@ -275,8 +275,16 @@ pub trait HistoryStore: Send + Sync + 'static {
         _template: &PublishTemplate,
         _policy: HistoryPolicy,
         _now_ms: u64,
-    ) -> BackendResult<Option<Message>> {
+    ) -> BackendResult<Option<Appended>> {
         Ok(None)
+    }
+
+    /// Whether [`append_and_publish`](Self::append_and_publish) checks
+    /// [`PublishTemplate::member`] in its atomic step (one Redis: the
+    /// membership is on the same server). Elsewhere the caller checks it
+    /// first.
+    fn checks_membership(&self) -> bool {
+        false
     }
 
     /// The ordered log: the messages of every channel with an id above
@@ -317,6 +325,20 @@ pub struct PublishTemplate {
     pub channel: String,
     /// The payload around its gaps.
     pub parts: [Vec<u8>; 5],
+    /// Publish only if this user is a member of the message's channel, where
+    /// the backend checks it in the same step
+    /// ([`HistoryStore::checks_membership`]); ignored elsewhere.
+    pub member: Option<String>,
+}
+
+/// What [`HistoryStore::append_and_publish`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Appended {
+    /// Stored and published, with this id.
+    Published(Message),
+    /// Nothing: the sender is not a member of the channel
+    /// ([`PublishTemplate::member`]).
+    NotMember,
 }
 
 /// Finishes a `since` query from what a backend fetched: up to `limit + 1`

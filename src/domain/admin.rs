@@ -103,7 +103,7 @@ impl ChatService {
             client_msg_id: publish.client_msg_id,
         };
         self.validate_message(&request)?;
-        self.stamp_message(sender, request, None).await
+        self.stamp_message(sender, request, None, false).await
     }
 
     /// Makes `user_id` a member of `channel_id`, as `channel:join` does, but

@@ -11,7 +11,7 @@ pub mod validate;
 
 use crate::auth::Identity;
 use crate::backend::{
-    BackendError, Backends, ConnectOutcome, ConnectionRecord, HistoryPage, HistoryPolicy,
+    Appended, BackendError, Backends, ConnectOutcome, ConnectionRecord, HistoryPage, HistoryPolicy,
     JoinOutcome, Missed, PublishTemplate, RateQuota,
 };
 use crate::clock::now_ms;
@@ -530,9 +530,12 @@ impl ChatService {
     ) -> GatewayResult<Sent> {
         self.validate_message(&request)?;
         if self.publish_format.is_some() {
-            self.require_member(user_id, &request.channel_id).await?;
+            // One Redis checks the membership in the send's own step.
+            if !self.backends.history.checks_membership() {
+                self.require_member(user_id, &request.channel_id).await?;
+            }
             return self
-                .stamp_message(user_id.to_owned(), request, except)
+                .stamp_message(user_id.to_owned(), request, except, true)
                 .await;
         }
         let turn = self.take_turn().await;
@@ -613,6 +616,7 @@ impl ChatService {
         sender: String,
         request: SendMessageRequest,
         except: Option<&str>,
+        member_only: bool,
     ) -> GatewayResult<Sent> {
         let now = now_ms();
         let draft = Message {
@@ -623,22 +627,37 @@ impl ChatService {
             ts: now,
             client_msg_id: request.client_msg_id,
         };
-        if let Some(template) = self
+        if let Some(mut template) = self
             .publish_format
             .as_ref()
             .and_then(|format| format(&draft, except))
-            && let Some(message) = self
+        {
+            template.member = member_only.then(|| draft.user_id.clone());
+            match self
                 .backends
                 .history
                 .append_and_publish(&draft, &template, self.history, now)
                 .await
                 .map_err(backend_failure)?
-        {
-            return Ok(Sent {
-                message,
-                published: true,
-                _turn: None,
-            });
+            {
+                Some(Appended::Published(message)) => {
+                    return Ok(Sent {
+                        message,
+                        published: true,
+                        _turn: None,
+                    });
+                }
+                Some(Appended::NotMember) => return Err(not_in_channel(&draft.channel_id)),
+                None if member_only && self.backends.history.checks_membership() => {
+                    // Not published after all: check the membership here.
+                    self.require_member(&draft.user_id, &draft.channel_id)
+                        .await?;
+                }
+                None => {}
+            }
+        } else if member_only && self.backends.history.checks_membership() {
+            self.require_member(&draft.user_id, &draft.channel_id)
+                .await?;
         }
         let turn = self.take_turn().await;
         let id = self.next_id(now).await?;

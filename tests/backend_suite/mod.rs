@@ -15,8 +15,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chatgate::backend::{
-    Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, HistoryPolicy, JoinOutcome,
-    PublishTemplate, RateQuota,
+    Appended, Backends, ChannelOverview, ConnectOutcome, ConnectionRecord, HistoryPolicy,
+    JoinOutcome, PublishTemplate, RateQuota,
 };
 use chatgate::clock::now_ms;
 use chatgate::protocol::{Message, PresenceStatus};
@@ -720,6 +720,7 @@ pub(crate) async fn ordered_send_and_log(b: Backends) {
     let template = PublishTemplate {
         channel: "socket.io#/#".to_owned(),
         parts: Default::default(),
+        member: None,
     };
     let mut sent = Vec::new();
     for (i, channel) in ["a", "b", "a"].into_iter().enumerate() {
@@ -730,10 +731,11 @@ pub(crate) async fn ordered_send_and_log(b: Backends) {
             .await
             .expect("ordered send")
         {
-            Some(sent_message) => {
+            Some(Appended::Published(sent_message)) => {
                 assert_eq!(sent_message.text, draft.text);
                 sent.push(sent_message);
             }
+            Some(Appended::NotMember) => panic!("no membership was asked for"),
             // The in-memory backend: the caller keeps the order.
             None => return,
         }

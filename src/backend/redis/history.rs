@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use super::conn::{backend_error, unexpected};
 use super::{RedisBackend, scripts};
 use crate::backend::{
-    BackendError, BackendResult, HistoryPage, HistoryPolicy, HistoryStore, Missed, PublishTemplate,
-    finish_before, finish_since,
+    Appended, BackendError, BackendResult, HistoryPage, HistoryPolicy, HistoryStore, Missed,
+    PublishTemplate, finish_before, finish_since,
 };
 use crate::protocol::Message;
 
@@ -127,12 +127,13 @@ impl HistoryStore for RedisBackend {
         template: &PublishTemplate,
         policy: HistoryPolicy,
         now_ms: u64,
-    ) -> BackendResult<Option<Message>> {
+    ) -> BackendResult<Option<Appended>> {
         let inner = &self.inner;
         if inner.cluster {
             return self
                 .append_and_publish_sharded(draft, template, policy, now_ms)
-                .await;
+                .await
+                .map(|sent| sent.map(Appended::Published));
         }
         let result = async {
             let json = draft_json(draft)?;
@@ -144,6 +145,11 @@ impl HistoryStore for RedisBackend {
                 .key(inner.keys.channel_meta(&draft.channel_id))
                 .key(inner.keys.history(&draft.channel_id))
                 .key(inner.keys.history_floor(&draft.channel_id))
+                // The membership to check, or (no check) a key of the channel.
+                .key(match &template.member {
+                    Some(user_id) => inner.keys.user_channels(user_id),
+                    None => inner.keys.channel_meta(&draft.channel_id),
+                })
                 .arg(now_ms)
                 .arg(draft.ts)
                 .arg(rest)
@@ -153,20 +159,30 @@ impl HistoryStore for RedisBackend {
             for part in &template.parts {
                 invocation.arg(part.as_slice());
             }
-            let id: String = invocation
+            invocation
+                .arg(if template.member.is_some() { "1" } else { "0" })
+                .arg(&draft.channel_id);
+            let id: Option<String> = invocation
                 .invoke_async(&mut link.clone())
                 .await
                 .map_err(backend_error)?;
+            let Some(id) = id else {
+                return Ok(Some(Appended::NotMember));
+            };
             let id = id
                 .parse::<u64>()
                 .map_err(|err| unexpected("message id", &err))?;
-            Ok(Some(Message {
+            Ok(Some(Appended::Published(Message {
                 id,
                 ..draft.clone()
-            }))
+            })))
         }
         .await;
         inner.observe(result)
+    }
+
+    fn checks_membership(&self) -> bool {
+        !self.inner.cluster
     }
 
     async fn log_since(&self, after: u64, limit: usize) -> BackendResult<Option<Missed>> {

@@ -21,8 +21,15 @@
 -- ARGV[7..11]  the payload around its gaps: ARGV[7] ID ARGV[8] OFFSET
 --          ARGV[9] PREV ARGV[10] ID ARGV[11] (ID, PREV: MessagePack uint 64;
 --          OFFSET: MessagePack str of the id as 16 zero-padded digits)
+-- KEYS[5]  with ARGV[12] = "1": the sender's channels (SET); the message
+--          goes out only if ARGV[13] (the channel) is one of them, so the
+--          membership check costs no round trip of its own
 --
--- Returns the id as a decimal string.
+-- Returns the id as a decimal string, or false (nil) when the sender is not
+-- a member (nothing happened then).
+if ARGV[12] == '1' and redis.call('SISMEMBER', KEYS[5], ARGV[13]) == 0 then
+  return false
+end
 local id, id_str, previous = next_id(KEYS[1], ARGV[1])
 
 -- Record (record_message.lua).
