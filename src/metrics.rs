@@ -239,6 +239,18 @@ pub const METRICS: &[MetricInfo] = &[
         &[],
         "Cross-node messages dropped: publish queue full or Redis unreachable",
     ),
+    metric(
+        "chatgate_cluster_gaps_total",
+        Kind::Counter,
+        &[],
+        "Gaps in the ordered messages a node received, filled from history",
+    ),
+    metric(
+        "chatgate_sessions_recovered_total",
+        Kind::Counter,
+        &[],
+        "Connections that continued their session (Socket.IO connection state recovery)",
+    ),
 ];
 
 /// Histogram buckets of every `*_seconds` metric: 0.5 ms to 10 s.
