@@ -47,11 +47,6 @@ pub fn is_user_room(room: &str) -> bool {
     room.starts_with(USER_ROOM_PREFIX)
 }
 
-/// Subscribes every socket of `user_id` to the room of `channel_id`.
-pub fn subscribe_user(namespace: &Namespace, user_id: &str, channel_id: &str) {
-    namespace.to(user_room(user_id)).sockets_join(channel_id);
-}
-
 /// Unsubscribes every socket of `user_id` from the room of `channel_id`.
 pub fn unsubscribe_user(namespace: &Namespace, user_id: &str, channel_id: &str) {
     namespace.to(user_room(user_id)).sockets_leave(channel_id);
@@ -59,17 +54,12 @@ pub fn unsubscribe_user(namespace: &Namespace, user_id: &str, channel_id: &str) 
 
 /// A membership of `user_id` (new or repeated): subscribes every socket of
 /// the user and, when new, announces `channel:member-joined` to the channel
-/// (except to the socket `except`).
-pub fn member_joined(namespace: &Namespace, user_id: &str, joined: &Joined, except: Option<&str>) {
-    subscribe_user(namespace, user_id, &joined.channel_id);
-    announce_joined(namespace, user_id, joined, except);
-}
-
-/// [`member_joined`], resolving once every node will have subscribed the
-/// user's sockets before anything sent later reaches them (the ack of
-/// `channel:join` waits for it). False when that could not be made certain
-/// (Redis unreachable); the join may still have reached some nodes.
-pub async fn member_joined_confirmed(
+/// (except to the socket `except`). Resolves once every node will have
+/// subscribed the user's sockets before anything sent later reaches them
+/// (the ack of `channel:join` waits for it); false when that could not be
+/// made certain (Redis unreachable; the join may still have reached some
+/// nodes).
+pub async fn member_joined(
     namespace: &Namespace,
     user_id: &str,
     joined: &Joined,

@@ -261,7 +261,7 @@ async fn add_member(
     let joined = context.chat.add_member(&user_id, &channel_id).await?;
     // Nobody got an ack: the user's own connections hear it too. The answer
     // promises their subscription on every node, as a join ack does.
-    if !delivery::member_joined_confirmed(&context.namespace, &user_id, &joined, None).await {
+    if !delivery::member_joined(&context.namespace, &user_id, &joined, None).await {
         return Err(crate::error::GatewayError::service_unavailable().into());
     }
     Ok(ok(json!({

@@ -331,18 +331,6 @@ impl ChannelStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn next_message(&self, channel_id: &str, now_ms: u64) -> BackendResult<(u64, u64)> {
-        let mut state = self.state.lock();
-        let id = next_message_id(state.last_message_id, now_ms);
-        state.last_message_id = id;
-        let activity = state
-            .activity
-            .entry(channel_id.to_owned())
-            .or_insert(now_ms);
-        *activity = (*activity).max(now_ms);
-        Ok((id, now_ms))
-    }
-
     async fn next_message_id(&self, now_ms: u64) -> BackendResult<u64> {
         let mut state = self.state.lock();
         let id = next_message_id(state.last_message_id, now_ms);

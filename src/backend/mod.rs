@@ -136,10 +136,6 @@ pub trait ChannelStore: Send + Sync + 'static {
     /// Channels `user_id` is a member of, sorted.
     async fn user_channels(&self, user_id: &str) -> BackendResult<Vec<String>>;
 
-    /// Assigns the next message id and timestamp of `channel_id` and records
-    /// the channel's activity. Ids are unique and increase within a channel.
-    async fn next_message(&self, channel_id: &str, now_ms: u64) -> BackendResult<(u64, u64)>;
-
     /// Assigns the next message id, nothing else: the channel's activity and
     /// history are recorded by [`HistoryStore::record`] once the message is
     /// stamped. Ids are global (unique across channels), increase, and are

@@ -270,7 +270,7 @@ impl Gateway {
             .await?;
         // The ack promises that every tab of the user, on every node, gets
         // what is sent after it.
-        let subscribed = delivery::member_joined_confirmed(
+        let subscribed = delivery::member_joined(
             &socket.namespace(),
             &identity.user_id,
             &joined,

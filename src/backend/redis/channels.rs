@@ -175,34 +175,6 @@ impl ChannelStore for RedisBackend {
         inner.observe(result)
     }
 
-    async fn next_message(&self, channel_id: &str, now_ms: u64) -> BackendResult<(u64, u64)> {
-        let inner = &self.inner;
-        let result = async {
-            let link = inner.link()?;
-            // Two slots (the global id, the channel): both requests at once.
-            let mut id_link = link.clone();
-            let mut touch_link = link.clone();
-            let id_key = inner.counter_key();
-            let meta_key = inner.keys.channel_meta(channel_id);
-            let mut id_call = scripts::NEXT_MESSAGE_ID.key(id_key);
-            id_call.arg(now_ms);
-            let mut touch_call = scripts::TOUCH_CHANNEL.key(meta_key);
-            touch_call.arg(now_ms);
-            let (id, touched) = tokio::join!(
-                id_call.invoke_async::<String>(&mut id_link),
-                touch_call.invoke_async::<Value>(&mut touch_link),
-            );
-            touched.map_err(backend_error)?;
-            let id = id.map_err(backend_error)?;
-            let id = id
-                .parse::<u64>()
-                .map_err(|_| unexpected("next_message_id", &id))?;
-            Ok((id, now_ms))
-        }
-        .await;
-        inner.observe(result)
-    }
-
     async fn next_message_id(&self, now_ms: u64) -> BackendResult<u64> {
         let inner = &self.inner;
         let result = async {

@@ -81,11 +81,6 @@ script!(
     "channel_remove_member.lua"
 );
 script!(
-    /// Moves a channel's last activity forward (channel slot).
-    TOUCH_CHANNEL,
-    "touch_channel.lua"
-);
-script!(
     /// Hands out the next message id (its own key).
     NEXT_MESSAGE_ID,
     "next_message_id.lua"
@@ -131,7 +126,7 @@ history_script!(
 );
 
 /// Every script, for loading them all up front.
-fn all() -> [&'static Script; 15] {
+fn all() -> [&'static Script; 14] {
     [
         &ADD_CONNECTION,
         &REMOVE_CONNECTION,
@@ -139,7 +134,6 @@ fn all() -> [&'static Script; 15] {
         &JOIN_USER,
         &CHANNEL_ADD_MEMBER,
         &CHANNEL_REMOVE_MEMBER,
-        &TOUCH_CHANNEL,
         &NEXT_MESSAGE_ID,
         &RATE_LIMIT,
         &RECORD_MESSAGE,
